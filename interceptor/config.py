@@ -1,0 +1,277 @@
+"""One TOML file plus `INTERCEPTOR_*` environment overrides, validated with pydantic.
+
+A user who gets the config wrong must be told which key, why, and what to write instead; the CLI
+turns `ConfigError` into that one line and exit status 2. Nested keys are overridden from the
+environment with `__` between levels: `INTERCEPTOR_HOUSEHOLD__TIMEZONE=Europe/Paris`,
+`INTERCEPTOR_HTTP__LISTEN=0.0.0.0:8080`. Values that look like JSON lists or tables are parsed as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from interceptor.dns.settings import DnsSettings
+
+ENV_PREFIX = "INTERCEPTOR_"
+DEFAULT_CONFIG_PATHS = (Path("interceptor.toml"), Path("/etc/interceptor/interceptor.toml"))
+STANDARD_GRAVITY = 9.80665
+
+
+class ConfigError(Exception):
+    """A configuration the user must fix; the message names the key and the fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Person(_Section):
+    """One member of the household, as the scale and the composition formulas need them."""
+
+    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="stable id used in data, e.g. 'anna'")
+    name: str = Field(min_length=1, max_length=64)
+    short_name: str = Field(description="three letters shown on the scale display, e.g. 'ANN'")
+    sex: Literal["male", "female"]
+    birth_date: date
+    height_cm: float = Field(ge=50, le=250)
+    withings_user_id: int | None = Field(
+        default=None, ge=1, le=2**31 - 1,
+        description="the id the scale echoes as `userid`; derived from the slug when not set",
+    )
+
+    @field_validator("short_name")
+    @classmethod
+    def _three_letters(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z]{3}", value):
+            raise ValueError("must be exactly three letters A-Z (the scale shows it), e.g. 'ANN'")
+        return value.upper()
+
+    @field_validator("birth_date")
+    @classmethod
+    def _plausible_birth(cls, value: date) -> date:
+        if not date(1900, 1, 1) <= value <= date.today():
+            raise ValueError("must be a date between 1900-01-01 and today, written YYYY-MM-DD")
+        return value
+
+
+class Household(_Section):
+    timezone: str = Field(default="UTC", description="IANA name, e.g. 'Europe/Paris'")
+    locale: str = Field(default="en_GB", pattern=r"^[a-z]{2}_[A-Z]{2}$")
+    weight_unit: Literal["kg", "lb", "st"] = "kg"
+    gravity_m_s2: float = Field(
+        default=STANDARD_GRAVITY, ge=9.76, le=9.84,
+        description="local gravitational acceleration; the scale corrects its load cells with it",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{value}' is not an IANA timezone name; write e.g. 'Europe/Paris'") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class HttpSettings(_Section):
+    listen: str = Field(default="0.0.0.0:80", description="HOST:PORT the emulated Withings cloud listens on")
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        parse_host_port(value)
+        return value
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return parse_host_port(self.listen)
+
+
+class WithingsSettings(_Section):
+    fm: int = Field(default=3, description="`fm` sent for each user; 3 in every capture but one (meaning unknown)")
+    ind_extra: dict[str, int] = Field(
+        default_factory=dict,
+        description="extra raw keys for the session reply's `ind` object (e.g. {w = 1}); meanings are unverified",
+    )
+
+
+class DeviceSettings(_Section):
+    model: str | None = Field(default=None, description="what to call it, e.g. 'WS-50'")
+    name: str | None = None
+
+
+class Config(_Section):
+    data_dir: Path = Field(default_factory=lambda: default_data_dir())
+    household: Household = Field(default_factory=Household)
+    users: tuple[Person, ...] = ()
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    dns: DnsSettings = Field(default_factory=DnsSettings)
+    withings: WithingsSettings = Field(default_factory=WithingsSettings)
+    devices: dict[str, DeviceSettings] = Field(default_factory=dict, description="keyed by MAC address")
+
+    @field_validator("devices")
+    @classmethod
+    def _normalise_macs(cls, devices: dict[str, DeviceSettings]) -> dict[str, DeviceSettings]:
+        normalised: dict[str, DeviceSettings] = {}
+        for key, settings in devices.items():
+            mac = normalise_mac(key)
+            if mac is None:
+                raise ValueError(f"'{key}' is not a MAC address; write e.g. '00:24:e4:06:59:dc'")
+            normalised[mac] = settings
+        return normalised
+
+    @model_validator(mode="after")
+    def _unique_people(self) -> Config:
+        for attribute in ("slug", "short_name", "withings_user_id"):
+            seen: set[object] = set()
+            for person in self.users:
+                value = getattr(person, attribute)
+                if value is None:
+                    continue
+                if value in seen:
+                    raise ValueError(f"two users share {attribute} {value!r}; each must be unique")
+                seen.add(value)
+        return self
+
+    def person(self, slug: str) -> Person | None:
+        return next((person for person in self.users if person.slug == slug), None)
+
+
+def default_data_dir() -> Path:
+    """XDG data home: the journal lives there unless `data_dir` or `--data-dir` says otherwise."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "interceptor"
+
+
+def parse_host_port(value: str) -> tuple[str, int]:
+    """`HOST:PORT`, with IPv6 hosts in brackets (`[::]:53`)."""
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([^:\[\]]+):(\d{1,5})", value.strip())
+    if not match:
+        raise ValueError(f"'{value}' is not HOST:PORT; write e.g. '0.0.0.0:80' or '[::]:80'")
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4))
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is out of range 0-65535")
+    return host, port
+
+
+_MAC_PATTERN = re.compile(r"^([0-9a-f]{2})[:-]?([0-9a-f]{2})[:-]?([0-9a-f]{2})[:-]?([0-9a-f]{2})[:-]?([0-9a-f]{2})[:-]?([0-9a-f]{2})$")
+
+
+def normalise_mac(value: str) -> str | None:
+    """Lower-case colon form, the way Withings scales send `auth`; None when it is not a MAC."""
+    match = _MAC_PATTERN.match(value.strip().lower())
+    return ":".join(match.groups()) if match else None
+
+
+def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    node = tree
+    for key in path[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[path[-1]] = value
+
+
+def _env_value(text: str) -> Any:
+    stripped = text.strip()
+    if stripped[:1] in ("[", "{"):
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError:
+            return text
+    return text
+
+
+def _apply_env(tree: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """Merge `INTERCEPTOR_A__B=value` into the tree; returns dotted key → variable name for messages."""
+    origins: dict[str, str] = {}
+    for variable, text in sorted(environ.items()):
+        if not variable.startswith(ENV_PREFIX) or variable == f"{ENV_PREFIX}CONFIG":
+            continue
+        path = [part.lower() for part in variable[len(ENV_PREFIX):].split("__") if part]
+        if not path:
+            continue
+        _set_path(tree, path, _env_value(text))
+        origins[".".join(path)] = variable
+    return origins
+
+
+def _describe(error: Mapping[str, Any], origins: Mapping[str, str], source: str) -> str:
+    location = ".".join(str(part) for part in error["loc"])
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    if error["type"] == "extra_forbidden":
+        message = "unknown key (misspelt, or in the wrong [section]?)"
+    origin = next((var for key, var in origins.items() if location == key or location.startswith(key + ".")), None)
+    where = f"{origin} (environment)" if origin else source
+    got = error.get("input")
+    shown = f" (got {got!r})" if got is not None and not isinstance(got, dict | list) and "password" not in location and "token" not in location else ""
+    return f"{where}: {location or '(top level)'}: {message}{shown}"
+
+
+def find_config_path(explicit: Path | None, environ: Mapping[str, str]) -> Path | None:
+    """`--config`, else `$INTERCEPTOR_CONFIG`, else ./interceptor.toml, else /etc/interceptor/interceptor.toml."""
+    if explicit is not None:
+        return explicit
+    if environ.get(f"{ENV_PREFIX}CONFIG"):
+        return Path(environ[f"{ENV_PREFIX}CONFIG"])
+    return next((path for path in DEFAULT_CONFIG_PATHS if path.is_file()), None)
+
+
+def load_config(
+    path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Read, merge and validate; no file at all means an empty household with defaults.
+
+    `overrides` are dotted keys from command-line flags (`{"http.listen": "127.0.0.1:8080"}`); they
+    win over the environment, which wins over the file.
+    """
+    environ = os.environ if environ is None else environ
+    config_path = find_config_path(path, environ)
+    tree: dict[str, Any] = {}
+    source = "defaults"
+    if config_path is not None:
+        source = str(config_path)
+        try:
+            tree = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{config_path}: no such file; create it from interceptor.example.toml") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{config_path}: cannot read it: {error}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{config_path}: not valid TOML: {error}") from None
+    origins = _apply_env(tree, environ)
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_path(tree, dotted.split("."), value)
+            origins[dotted] = f"--{dotted.split('.')[-1].replace('_', '-')}"
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as error:
+        lines = [_describe(item, origins, source) for item in error.errors(include_url=False)]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def effective_config(config: Config) -> dict[str, Any]:
+    """What `interceptor config check` prints: every value in force, secrets masked."""
+    return config.model_dump(mode="json")

@@ -1,0 +1,182 @@
+"""The values that travel through the funnel: what a device said, and what we stored.
+
+Every source (Withings HTTP, BLE, MQTT, importers, capture replay) turns bytes into `Reading`s; the
+pipeline turns a `Reading` into a `Measurement` and writes it to the journal. Quantity names are the
+DESIGN.md vocabulary and are the same in JSON, journal, InfluxDB, MQTT and CSV.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Kind = Literal["body", "environment"]
+
+# Reading names (DESIGN.md "Vocabulary") and the unit each carries in its name.
+READING_UNITS: dict[str, str] = {
+    "weight_kg": "kg",
+    "impedance_ohm": "ohm",
+    "impedance_high_ohm": "ohm",
+    "impedance_low_ohm": "ohm",
+    "heart_rate_bpm": "bpm",
+    "withings_type16": "",
+    "temperature_c": "°C",
+    "co2_ppm": "ppm",
+    "battery_pct": "%",
+}
+
+# Metric names (DESIGN.md "Vocabulary") and their display units.
+METRIC_UNITS: dict[str, str] = {
+    "bmi": "kg/m²",
+    "body_fat_pct": "%",
+    "fat_mass_kg": "kg",
+    "fat_free_mass_kg": "kg",
+    "muscle_mass_kg": "kg",
+    "skeletal_muscle_mass_kg": "kg",
+    "water_pct": "%",
+    "bone_mass_kg": "kg",
+    "visceral_fat": "",
+    "bmr_kcal": "kcal",
+    "metabolic_age": "years",
+    "protein_pct": "%",
+    "ffmi": "kg/m²",
+    "ideal_weight_kg": "kg",
+    "body_score": "",
+}
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return value.astimezone(UTC)
+
+
+class Reading(BaseModel):
+    """What one device reported about one moment, in SI units, before any interpretation.
+
+    `device_user_id` is the device's own idea of who stood on it (Withings `userid`, S400 profile
+    id); `vendor_metrics` are values the device itself computed (e.g. Withings type 6, fat ratio);
+    `raw` keeps values whose meaning we do not know, under `<source>_type_<n>` keys, so nothing a
+    scale says is thrown away.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str
+    kind: Kind = "body"
+    device_id: str
+    device_model: str | None = None
+    taken_at: datetime
+    received_at: datetime
+    device_user_id: str | None = None
+    values: dict[str, float] = Field(default_factory=dict)
+    vendor_metrics: dict[str, float] = Field(default_factory=dict)
+    raw: dict[str, float] = Field(default_factory=dict)
+
+    _utc_taken = field_validator("taken_at", "received_at")(_as_utc)
+
+    @field_validator("values")
+    @classmethod
+    def _known_reading_names(cls, values: dict[str, float]) -> dict[str, float]:
+        unknown = set(values) - set(READING_UNITS)
+        if unknown:
+            raise ValueError(f"unknown reading names {sorted(unknown)}; known: {sorted(READING_UNITS)}")
+        return values
+
+    @field_validator("vendor_metrics")
+    @classmethod
+    def _known_metric_names(cls, values: dict[str, float]) -> dict[str, float]:
+        unknown = set(values) - set(METRIC_UNITS)
+        if unknown:
+            raise ValueError(f"unknown metric names {sorted(unknown)}; known: {sorted(METRIC_UNITS)}")
+        return values
+
+    @property
+    def identity(self) -> str:
+        """Stable identity: the same weigh-in re-sent or re-imported maps to the same key."""
+        return f"{self.source}:{self.device_id}:{self.kind}:{int(self.taken_at.timestamp())}"
+
+
+class Metric(BaseModel):
+    """One computed (or vendor-reported) quantity; never shown without the method behind it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    value: float
+    unit: str
+    method: str
+    confidence: Literal["vendor", "vendor-approximate", "literature", "anthropometric", "calibrated"]
+
+
+class Measurement(BaseModel):
+    """A reading as stored in the journal: attributed to a person, with its metrics."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    identity: str
+    kind: Kind
+    source: str
+    device_id: str
+    device_model: str | None
+    user: str | None
+    taken_at: datetime
+    received_at: datetime
+    readings: dict[str, float]
+    metrics: dict[str, Metric]
+    raw: dict[str, float] = Field(default_factory=dict)
+
+    def as_json(self) -> dict[str, object]:
+        """The public JSON shape (`interceptor measurements list --format json`)."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "taken_at": iso_utc(self.taken_at),
+            "received_at": iso_utc(self.received_at),
+            "source": self.source,
+            "device_id": self.device_id,
+            "device_model": self.device_model,
+            "user": self.user,
+            "readings": dict(self.readings),
+            "metrics": {name: metric.model_dump() for name, metric in self.metrics.items()},
+            "raw": dict(self.raw),
+        }
+
+
+class DeviceState(BaseModel):
+    """What a device last told us about itself (battery, firmware), and when we last heard it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    device_id: str
+    source: str
+    model: str | None = None
+    firmware: str | None = None
+    battery_pct: float | None = None
+    manufacturing_id: str | None = None
+    first_seen: datetime
+    last_seen: datetime
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "device_id": self.device_id,
+            "source": self.source,
+            "model": self.model,
+            "firmware": self.firmware,
+            "battery_pct": self.battery_pct,
+            "manufacturing_id": self.manufacturing_id,
+            "first_seen": iso_utc(self.first_seen),
+            "last_seen": iso_utc(self.last_seen),
+        }
+
+
+def iso_utc(moment: datetime) -> str:
+    """ISO 8601 in UTC with a `Z`, whole seconds unless the moment has a fraction."""
+    text = moment.astimezone(UTC).isoformat()
+    return text.replace("+00:00", "Z")
+
+
+def utc_from_unix(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
