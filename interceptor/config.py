@@ -25,6 +25,8 @@ from interceptor.dns.settings import DnsSettings
 ENV_PREFIX = "INTERCEPTOR_"
 DEFAULT_CONFIG_PATHS = (Path("interceptor.toml"), Path("/etc/interceptor/interceptor.toml"))
 STANDARD_GRAVITY = 9.80665
+# A key containing one of these holds a secret: its value is never echoed in an error message.
+SECRET_WORDS = ("password", "token", "key", "secret")
 
 
 class ConfigError(Exception):
@@ -38,7 +40,7 @@ class _Section(BaseModel):
 class Person(_Section):
     """One member of the household, as the scale and the composition formulas need them."""
 
-    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="stable id used in data, e.g. 'anna'")
+    slug: str = Field(description="stable id used in data and on the command line, e.g. 'anna'")
     name: str = Field(min_length=1, max_length=64)
     short_name: str = Field(description="three letters shown on the scale display, e.g. 'ANN'")
     sex: Literal["male", "female"]
@@ -48,6 +50,13 @@ class Person(_Section):
         default=None, ge=1, le=2**31 - 1,
         description="the id the scale echoes as `userid`; derived from the slug when not set",
     )
+
+    @field_validator("slug")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", value):
+            raise ValueError("use 1-32 lower-case letters, digits, '-' or '_', starting with a letter or digit, e.g. 'anna'")
+        return value
 
     @field_validator("short_name")
     @classmethod
@@ -169,7 +178,7 @@ def parse_host_port(value: str) -> tuple[str, int]:
     return host, port
 
 
-_MAC_PATTERN = re.compile(r"^([0-9a-f]{2})[:-]?([0-9a-f]{2})[:-]?([0-9a-f]{2})[:-]?([0-9a-f]{2})[:-]?([0-9a-f]{2})[:-]?([0-9a-f]{2})$")
+_MAC_PATTERN = re.compile(r"^([0-9a-f]{2})" + r"[:-]?([0-9a-f]{2})" * 5 + "$")
 
 
 def normalise_mac(value: str) -> str | None:
@@ -214,7 +223,7 @@ def _apply_env(tree: dict[str, Any], environ: Mapping[str, str]) -> dict[str, st
 
 
 def _describe(error: Mapping[str, Any], origins: Mapping[str, str], source: str) -> str:
-    location = ".".join(str(part) for part in error["loc"])
+    location = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
     message = error["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
@@ -223,7 +232,8 @@ def _describe(error: Mapping[str, Any], origins: Mapping[str, str], source: str)
     origin = next((var for key, var in origins.items() if location == key or location.startswith(key + ".")), None)
     where = f"{origin} (environment)" if origin else source
     got = error.get("input")
-    shown = f" (got {got!r})" if got is not None and not isinstance(got, dict | list) and "password" not in location and "token" not in location else ""
+    secret = any(word in location for word in SECRET_WORDS)
+    shown = f" (got {got!r})" if got is not None and not isinstance(got, dict | list) and not secret else ""
     return f"{where}: {location or '(top level)'}: {message}{shown}"
 
 

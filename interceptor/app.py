@@ -1,0 +1,50 @@
+"""Assembles the HTTP application: journal, request log, pipeline and the emulated Withings cloud.
+
+Kept apart from `serve` so tests and `replay` can run the very same application in-process.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from interceptor.config import Config
+from interceptor.pipeline import Pipeline
+from interceptor.store.journal import Journal
+from interceptor.store.requestlog import RequestLog
+from interceptor.withings.protocol import MAX_BODY_BYTES
+from interceptor.withings.routes import Clock, WithingsCloud, _utc_now
+
+JOURNAL = web.AppKey("journal", Journal)
+REQUEST_LOG = web.AppKey("request_log", RequestLog)
+PIPELINE = web.AppKey("pipeline", Pipeline)
+
+# The real server's header (reference §1.2); scale firmware has only ever seen this one.
+SERVER_HEADER = "Apache"
+
+
+async def _like_the_real_server(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """HTTP/1.0 clients get a Content-Length reply and a closed connection: an embedded client that
+    sent `Connection: keep-alive` would otherwise wait for a body end that never comes."""
+    response.headers["Server"] = SERVER_HEADER
+    if request.version < (1, 1):
+        response.force_close()
+
+
+def create_app(config: Config, *, clock: Clock = _utc_now) -> web.Application:
+    journal = Journal(config.data_dir / "journal.sqlite")
+    request_log = RequestLog(config.data_dir / "requests.sqlite")
+    pipeline = Pipeline(journal, config)
+    cloud = WithingsCloud(config, pipeline, request_log, clock)
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[JOURNAL] = journal
+    app[REQUEST_LOG] = request_log
+    app[PIPELINE] = pipeline
+    app.add_routes(cloud.routes())
+    app.on_response_prepare.append(_like_the_real_server)
+
+    async def close_stores(_: web.Application) -> None:
+        journal.close()
+        request_log.close()
+
+    app.on_cleanup.append(close_stores)
+    return app

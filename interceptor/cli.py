@@ -1,0 +1,257 @@
+"""The `interceptor` command. Each subcommand is a thin call into the modules that do the work.
+
+User-caused errors (bad config, port in use, unreadable journal) print one line saying what is wrong
+and what to do, and exit non-zero; a traceback appears only with `--debug`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import functools
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from interceptor import __version__
+from interceptor.config import Config, ConfigError, effective_config, find_config_path, load_config
+from interceptor.model import Measurement
+from interceptor.store.journal import Journal, JournalError
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_CONFIG = 2
+KG_PER_LB = 0.45359237
+
+
+class UserError(click.ClickException):
+    """One line for the user, exit status 1 (2 for configuration)."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"interceptor: {self.format_message()}", err=True)
+
+
+def common_options(command: F) -> F:
+    """`--config` and `--data-dir` on every subcommand (the issue: every subcommand accepts both)."""
+
+    @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+                  help="TOML file (default ./interceptor.toml, then /etc/interceptor/interceptor.toml)")
+    @click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
+                  help="where the journal lives (overrides data_dir in the config)")
+    @functools.wraps(command)
+    def wrapper(*args: Any, config_path: Path | None, data_dir: Path | None, **kwargs: Any) -> Any:
+        context = click.get_current_context()
+        context.meta["interceptor.config_path"] = config_path
+        context.meta["interceptor.overrides"] = {"data_dir": str(data_dir) if data_dir else None}
+        return command(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def load(**overrides: Any) -> Config:
+    """The effective config for the running subcommand, or exit 2 with the reason."""
+    context = click.get_current_context()
+    merged = {**context.meta.get("interceptor.overrides", {}), **overrides}
+    try:
+        return load_config(context.meta.get("interceptor.config_path"), overrides=merged)
+    except ConfigError as error:
+        raise UserError(str(error), EXIT_CONFIG) from None
+
+
+def open_journal(config: Config) -> Journal:
+    path = config.data_dir / "journal.sqlite"
+    if not path.exists():
+        raise UserError(f"no journal at {path}: nothing has been stored yet (or pass --data-dir)")
+    try:
+        return Journal(path)
+    except JournalError as error:
+        raise UserError(str(error)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="interceptor")
+@click.option("--debug", is_flag=True, help="verbose logs and tracebacks")
+@click.pass_context
+def main(context: click.Context, debug: bool) -> None:
+    """Scale Interceptor: your bathroom scales, off the vendor cloud."""
+    context.meta["interceptor.debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not debug:
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+@main.command()
+@common_options
+@click.option("--http-listen", metavar="HOST:PORT",
+              help="where the emulated Withings cloud listens (default 0.0.0.0:80)")
+@click.option("--no-dns", is_flag=True, help="do not start the DNS responder")
+@click.option("--query-log", is_flag=True, help="log every DNS query")
+def serve(http_listen: str | None, no_dns: bool, query_log: bool) -> None:
+    """Run the emulated Withings cloud (and the DNS responder) until stopped."""
+    from interceptor.serve import ServeError, run
+
+    config = load(**{"http.listen": http_listen})
+    try:
+        asyncio.run(run(config, with_dns=not no_dns, query_log=query_log))
+    except (ServeError, JournalError) as error:
+        raise UserError(str(error)) from None
+    except KeyboardInterrupt:
+        pass
+
+
+@main.group()
+def measurements() -> None:
+    """Weigh-ins and environment readings stored in the journal."""
+
+
+def _parse_since(text: str | None, config: Config) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        if len(text) == 10:
+            moment = datetime.combine(date.fromisoformat(text), time())
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(f"--since {text!r} is not a date: write YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=config.household.zone)
+
+
+def _weight_text(kilograms: float | None, unit: str) -> str:
+    if kilograms is None:
+        return ""
+    if unit == "lb":
+        return f"{kilograms / KG_PER_LB:.1f} lb"
+    if unit == "st":
+        stones, pounds = divmod(kilograms / KG_PER_LB, 14)
+        return f"{int(stones)} st {pounds:.1f} lb"
+    return f"{kilograms:.2f} kg"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+             for row in [headers, *rows]]
+    return "\n".join(lines)
+
+
+def _measurements_table(items: list[Measurement], config: Config) -> str:
+    zone = config.household.zone
+    rows = []
+    for item in items:
+        others = {name: value for name, value in item.readings.items() if name != "weight_kg"}
+        rows.append([
+            str(item.id),
+            item.taken_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+            item.user or "-",
+            item.device_id,
+            _weight_text(item.readings.get("weight_kg"), config.household.weight_unit),
+            " ".join(f"{name}={value:g}" for name, value in sorted(others.items())),
+        ])
+    return _table(["id", f"taken ({config.household.timezone})", "user", "device", "weight", "other"], rows)
+
+
+def _measurements_csv(items: list[Measurement]) -> None:
+    readings = sorted({name for item in items for name in item.readings})
+    metrics = sorted({name for item in items for name in item.metrics})
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["id", "kind", "taken_at", "received_at", "source", "device_id", "device_model", "user",
+                     *readings, *metrics])
+    for item in items:
+        row = item.as_json()
+        writer.writerow([row["id"], row["kind"], row["taken_at"], row["received_at"], row["source"],
+                         row["device_id"], row["device_model"] or "", row["user"] or "",
+                         *(repr(item.readings[name]) if name in item.readings else "" for name in readings),
+                         *(repr(item.metrics[name].value) if name in item.metrics else "" for name in metrics)])
+
+
+@measurements.command("list")
+@common_options
+@click.option("--format", "output", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--user", help="only this person (slug)")
+@click.option("--since", help="only from this date or time (YYYY-MM-DD, local time unless an offset is given)")
+@click.option("--kind", type=click.Choice(["body", "environment", "all"]), default="body", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), help="only the newest N")
+def list_measurements(output: str, user: str | None, since: str | None, kind: str, limit: int | None) -> None:
+    """List stored measurements, oldest first."""
+    config = load()
+    if user is not None and user != "unassigned" and config.person(user) is None:
+        known = ", ".join(person.slug for person in config.users) or "none configured"
+        raise UserError(f"--user {user!r} is not in the household ({known})")
+    journal = open_journal(config)
+    try:
+        items = journal.measurements(
+            since=_parse_since(since, config), kind=None if kind == "all" else kind, limit=limit,
+            user=user,
+        )
+    finally:
+        journal.close()
+    if output == "json":
+        click.echo(json.dumps([item.as_json() for item in items], indent=2))
+    elif output == "csv":
+        _measurements_csv(items)
+    else:
+        click.echo(_measurements_table(items, config) if items else "no measurements")
+
+
+@main.group()
+def devices() -> None:
+    """Scales and gateways that have talked to this server."""
+
+
+@devices.command("list")
+@common_options
+@click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def list_devices(output: str) -> None:
+    """List devices with battery, firmware and when they were last seen."""
+    config = load()
+    journal = open_journal(config)
+    try:
+        states = journal.devices()
+    finally:
+        journal.close()
+    if output == "json":
+        click.echo(json.dumps([state.as_json() for state in states], indent=2))
+        return
+    zone = config.household.zone
+    rows = [[
+        state.device_id, state.source, state.model or "-", state.firmware or "-",
+        "-" if state.battery_pct is None else f"{state.battery_pct:g}%", state.manufacturing_id or "-",
+        state.last_seen.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+    ] for state in states]
+    click.echo(_table(["device", "source", "model", "firmware", "battery", "mfgid", "last seen"], rows) if rows
+               else "no devices yet")
+
+
+@main.group("config")
+def config_group() -> None:
+    """Inspect the configuration."""
+
+
+@config_group.command("check")
+@common_options
+def config_check() -> None:
+    """Validate the config and print the effective values (secrets masked)."""
+    config = load()
+    path = find_config_path(click.get_current_context().meta.get("interceptor.config_path"), os.environ)
+    click.echo(f"config OK ({path or 'no file: defaults and environment'}); "
+               f"{len(config.users)} user(s), timezone {config.household.timezone}", err=True)
+    click.echo(json.dumps(effective_config(config), indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

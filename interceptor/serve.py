@@ -1,0 +1,72 @@
+"""`interceptor serve`: bind the sockets, run until SIGINT/SIGTERM, and say plainly why a bind failed."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import signal
+
+from aiohttp import web
+
+from interceptor.app import create_app
+from interceptor.config import Config
+
+log = logging.getLogger(__name__)
+
+
+class ServeError(Exception):
+    """A start-up failure the user can fix; the message says how."""
+
+
+def bind_error_message(what: str, host: str, port: int, error: OSError) -> str:
+    flag = "--http-listen" if what == "HTTP" else "--listen"
+    if isinstance(error, PermissionError) or error.errno == errno.EACCES:
+        return (
+            f"{what} port {port} needs privileges: run as root, or grant the capability with"
+            f" `sudo setcap cap_net_bind_service=+ep $(readlink -f $(which python3))` (the systemd unit in"
+            f" deploy/ uses AmbientCapabilities=CAP_NET_BIND_SERVICE), or use {flag} {host}:{port + 8000}"
+            f" and redirect port {port} to it"
+        )
+    if error.errno == errno.EADDRINUSE:
+        return f"{what} address {host}:{port} is already in use: stop the other server or choose {flag} HOST:PORT"
+    if error.errno == errno.EADDRNOTAVAIL:
+        return f"{what} address {host} is not an address of this machine: choose {flag} with one that is"
+    return f"cannot listen for {what} on {host}:{port}: {error.strerror or error}"
+
+
+async def run(config: Config, *, with_dns: bool = True, query_log: bool = False) -> None:
+    app = create_app(config)
+    runner = web.AppRunner(app, access_log_format='%a "%r" %s %b %Tfs')
+    await runner.setup()
+    host, port = config.http.host_port
+    dns_server = None
+    try:
+        try:
+            await web.TCPSite(runner, host, port, reuse_address=True).start()
+        except OSError as error:
+            raise ServeError(bind_error_message("HTTP", host, port, error)) from None
+        for address in runner.addresses:
+            log.info("Withings cloud listening on http://%s:%s/ (journal %s)", address[0], address[1],
+                     config.data_dir / "journal.sqlite")
+        if with_dns and config.dns.enabled:
+            from interceptor.dns.server import DnsStartError, start_dns_server
+
+            try:
+                dns_server = await start_dns_server(config.dns, query_log=query_log)
+            except DnsStartError as error:
+                raise ServeError(str(error)) from None
+        await _wait_for_stop()
+    finally:
+        if dns_server is not None:
+            await dns_server.close()
+        await runner.cleanup()
+
+
+async def _wait_for_stop() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    log.info("stopping")

@@ -1,0 +1,278 @@
+"""The journal: an SQLite database in WAL mode that is the source of truth for every measurement.
+
+A source acknowledges its device only after `Journal.insert` returned, and `insert` returns only
+after SQLite committed with `synchronous=FULL`, i.e. after fsync: a power cut after the scale got
+`status 0` loses nothing. A measurement's `identity` (source, device, kind, weigh-in second) is
+unique, so a weigh-in the scale re-sends is stored once. Sinks (InfluxDB, MQTT) are projections
+that can be rebuilt from here.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from interceptor.model import DeviceState, Measurement, Metric, Reading, utc_from_unix
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS measurements (
+    id INTEGER PRIMARY KEY,
+    identity TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    source TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    device_model TEXT,
+    device_user_id TEXT,
+    user TEXT,
+    taken_at REAL NOT NULL,
+    received_at REAL NOT NULL,
+    readings TEXT NOT NULL,
+    vendor_metrics TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    refusals TEXT NOT NULL,
+    raw TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS measurements_by_time ON measurements (taken_at);
+CREATE INDEX IF NOT EXISTS measurements_by_user ON measurements (user, taken_at);
+CREATE TABLE IF NOT EXISTS devices (
+    device_id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    model TEXT,
+    firmware TEXT,
+    battery_pct REAL,
+    manufacturing_id TEXT,
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS device_history (
+    id INTEGER PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    seen_at REAL NOT NULL,
+    firmware TEXT,
+    battery_pct REAL
+);
+CREATE INDEX IF NOT EXISTS device_history_by_device ON device_history (device_id, seen_at);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+class JournalError(Exception):
+    """The journal cannot be opened or written; the message says which file and why."""
+
+
+@dataclass(frozen=True)
+class NewMeasurement:
+    """What the pipeline decided about a reading: who, and which metrics."""
+
+    reading: Reading
+    user: str | None
+    metrics: dict[str, Metric]
+    refusals: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Stored:
+    measurement: Measurement
+    created: bool  # False when the identity was already in the journal (a re-sent weigh-in)
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
+
+
+class Journal:
+    """One connection, used from the event loop thread only (no threads for I/O, DESIGN.md)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise JournalError(
+                    f"{path}: written by a newer interceptor (schema {version} > {SCHEMA_VERSION}); upgrade first"
+                )
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as error:
+            raise JournalError(f"{path}: cannot open the journal: {error}") from None
+        except OSError as error:
+            raise JournalError(f"{path.parent}: cannot create the data directory: {error}") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- measurements ---------------------------------------------------------------------------
+
+    def insert(self, items: Iterable[NewMeasurement]) -> list[Stored]:
+        """All or nothing, durable on return; existing identities are returned as they were stored."""
+        results: list[Stored] = []
+        with self._transaction() as db:
+            for item in items:
+                reading = item.reading
+                cursor = db.execute(
+                    "INSERT INTO measurements (identity, kind, source, device_id, device_model, device_user_id,"
+                    " user, taken_at, received_at, readings, vendor_metrics, metrics, refusals, raw)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (identity) DO NOTHING",
+                    (
+                        reading.identity, reading.kind, reading.source, reading.device_id, reading.device_model,
+                        reading.device_user_id, item.user, reading.taken_at.timestamp(),
+                        reading.received_at.timestamp(), _dumps(reading.values), _dumps(reading.vendor_metrics),
+                        _dumps({name: metric.model_dump() for name, metric in item.metrics.items()}),
+                        _dumps(item.refusals), _dumps(reading.raw),
+                    ),
+                )
+                created = cursor.rowcount == 1
+                row = db.execute(f"SELECT {_COLUMNS} FROM measurements WHERE identity = ?", (reading.identity,))
+                results.append(Stored(_measurement(row.fetchone()), created))
+        return results
+
+    def measurements(
+        self,
+        *,
+        user: str | None = None,
+        since: datetime | None = None,
+        kind: str | None = None,
+        limit: int | None = None,
+    ) -> list[Measurement]:
+        """Oldest first; `limit` keeps the newest ones."""
+        clauses, parameters = [], []
+        if user is not None:
+            clauses.append("user = ?")
+            parameters.append(user)
+        if since is not None:
+            clauses.append("taken_at >= ?")
+            parameters.append(since.timestamp())
+        if kind is not None:
+            clauses.append("kind = ?")
+            parameters.append(kind)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        query = f"SELECT {_COLUMNS} FROM measurements {where} ORDER BY taken_at DESC, id DESC"
+        if limit is not None:
+            query += f" LIMIT {int(limit)}"
+        rows = self._db.execute(query, parameters).fetchall()
+        return [_measurement(row) for row in reversed(rows)]
+
+    def latest_weight(self, user: str) -> float | None:
+        row = self._db.execute(
+            "SELECT json_extract(readings, '$.weight_kg') FROM measurements"
+            " WHERE user = ? AND kind = 'body' AND json_extract(readings, '$.weight_kg') IS NOT NULL"
+            " ORDER BY taken_at DESC LIMIT 1",
+            (user,),
+        ).fetchone()
+        return None if row is None else float(row[0])
+
+    # -- devices --------------------------------------------------------------------------------
+
+    def record_device(
+        self,
+        *,
+        device_id: str,
+        source: str,
+        seen_at: datetime,
+        model: str | None = None,
+        firmware: str | None = None,
+        battery_pct: float | None = None,
+        manufacturing_id: str | None = None,
+    ) -> DeviceState:
+        """Upsert what the device said about itself; keeps the history of battery and firmware."""
+        when = seen_at.timestamp()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO devices (device_id, source, model, firmware, battery_pct, manufacturing_id,"
+                " first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (device_id) DO UPDATE SET"
+                " model = coalesce(excluded.model, model), firmware = coalesce(excluded.firmware, firmware),"
+                " battery_pct = coalesce(excluded.battery_pct, battery_pct),"
+                " manufacturing_id = coalesce(excluded.manufacturing_id, manufacturing_id),"
+                " last_seen = max(last_seen, excluded.last_seen)",
+                (device_id, source, model, firmware, battery_pct, manufacturing_id, when, when),
+            )
+            if firmware is not None or battery_pct is not None:
+                db.execute(
+                    "INSERT INTO device_history (device_id, seen_at, firmware, battery_pct) VALUES (?, ?, ?, ?)",
+                    (device_id, when, firmware, battery_pct),
+                )
+        device = self.device(device_id)
+        assert device is not None
+        return device
+
+    def device(self, device_id: str) -> DeviceState | None:
+        row = self._db.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE device_id = ?", (device_id,)).fetchone()
+        return None if row is None else _device(row)
+
+    def devices(self) -> list[DeviceState]:
+        rows = self._db.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices ORDER BY last_seen DESC").fetchall()
+        return [_device(row) for row in rows]
+
+    # -- small durable facts --------------------------------------------------------------------
+
+    def meta(self, key: str, default: str) -> str:
+        """Read `key`, storing `default` the first time, so the value is stable from then on."""
+        with self._transaction() as db:
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, default))
+            return str(db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
+
+
+_COLUMNS = (
+    "id, identity, kind, source, device_id, device_model, user, taken_at, received_at, readings, metrics, raw"
+)
+_DEVICE_COLUMNS = "device_id, source, model, firmware, battery_pct, manufacturing_id, first_seen, last_seen"
+
+
+def _measurement(row: tuple) -> Measurement:
+    (identifier, identity, kind, source, device_id, device_model, user, taken_at, received_at,
+     readings, metrics, raw) = row
+    return Measurement(
+        id=identifier,
+        identity=identity,
+        kind=kind,
+        source=source,
+        device_id=device_id,
+        device_model=device_model,
+        user=user,
+        taken_at=utc_from_unix(taken_at),
+        received_at=utc_from_unix(received_at),
+        readings=json.loads(readings),
+        metrics={name: Metric(**value) for name, value in json.loads(metrics).items()},
+        raw=json.loads(raw),
+    )
+
+
+def _device(row: tuple) -> DeviceState:
+    device_id, source, model, firmware, battery, manufacturing_id, first_seen, last_seen = row
+    return DeviceState(
+        device_id=device_id,
+        source=source,
+        model=model,
+        firmware=firmware,
+        battery_pct=battery,
+        manufacturing_id=manufacturing_id,
+        first_seen=utc_from_unix(first_seen),
+        last_seen=utc_from_unix(last_seen),
+    )

@@ -1,0 +1,303 @@
+"""The emulated `scalews.withings.net`: thin aiohttp handlers around `withings.protocol`.
+
+Each handler reads the body, lets the sans-I/O protocol parse it, hands readings to the pipeline,
+and only then answers `status 0`. Every request, accepted or not, is written to the request log
+with its (masked) body, so a new firmware's behaviour can be reproduced from the log alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from interceptor.config import Config
+from interceptor.model import Reading
+from interceptor.pipeline import Pipeline
+from interceptor.store.requestlog import RequestLog
+from interceptor.users import withings_user_id
+from interceptor.withings import protocol
+from interceptor.withings.protocol import ProtocolError
+
+log = logging.getLogger(__name__)
+
+SOURCE = "withings"
+SESSION_TTL_SECONDS = 3600
+MAX_SESSIONS = 1024
+# Shown in the log excerpt of a refused request; the full body is in the request log.
+LOG_BODY_EXCERPT = 2048
+
+
+@dataclass(frozen=True)
+class Session:
+    mac: str
+    opened: float
+
+
+@dataclass
+class Outcome:
+    """What the request log records about one request once its reply is decided."""
+
+    name: str = "ok"
+    detail: str | None = None
+    status: int | None = protocol.STATUS_OK
+
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _reply(body: bytes, http_status: int = 200) -> web.Response:
+    """`text/plain` with a Content-Length, as the real server answered `once` (reference §1.2)."""
+    return web.Response(body=body, status=http_status, headers={"Content-Type": "text/plain"})
+
+
+class WithingsCloud:
+    """State the protocol needs between requests: open sessions (session id → MAC)."""
+
+    def __init__(self, config: Config, pipeline: Pipeline, request_log: RequestLog, clock: Clock = _utc_now):
+        self.config = config
+        self.pipeline = pipeline
+        self.request_log = request_log
+        self.clock = clock
+        self.sessions: OrderedDict[str, Session] = OrderedDict()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.route("*", "/cgi-bin/once", self._wrap(self.once)),
+            web.route("*", "/cgi-bin/session", self._wrap(self.session)),
+            web.route("*", "/cgi-bin/measure", self._wrap(self.measure)),
+            web.route("*", "/cgi-bin/v2/measure", self._wrap(self.v2_measure)),
+            web.route("*", "/cgi-bin/v2/weather", self._wrap(self.v2_weather, post_only=False)),
+            web.route("*", "/cgi-bin/maint", self._wrap(self.maint, post_only=False)),
+            web.route("*", "/cgi-bin/{tail:.*}", self._wrap(self.unknown, post_only=False)),
+        ]
+
+    # -- plumbing shared by every endpoint -------------------------------------------------------
+
+    def _wrap(
+        self,
+        handler: Callable[[web.Request, dict[str, str], Outcome], Awaitable[web.StreamResponse]],
+        *,
+        post_only: bool = True,
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def endpoint(request: web.Request) -> web.StreamResponse:
+            received_at = self.clock()
+            outcome = Outcome()
+            body = b""
+            try:
+                try:
+                    body = await request.read()
+                except web.HTTPRequestEntityTooLarge:
+                    raise ProtocolError(f"body larger than {protocol.MAX_BODY_BYTES} bytes") from None
+                if post_only and request.method != "POST":
+                    raise ProtocolError(f"method {request.method} not allowed; the scale POSTs",
+                                        protocol.STATUS_UNKNOWN_ACTION)
+                form = protocol.parse_form(body) if body else {}
+                response = await handler(request, form, outcome)
+            except ProtocolError as error:
+                outcome = Outcome("refused", error.detail, error.status)
+                response = _reply(protocol.status_reply(error.status), error.http_status)
+                log.warning(
+                    "refused %s %s from %s: %s; body %r", request.method, request.path, request.remote,
+                    error.detail, protocol.masked_body(body)[:LOG_BODY_EXCERPT],
+                )
+            except Exception as error:  # a bug or a full disk must not take the server down
+                outcome = Outcome("error", f"{type(error).__name__}: {error}", protocol.STATUS_SERVER_ERROR)
+                response = _reply(protocol.status_reply(protocol.STATUS_SERVER_ERROR), 500)
+                log.exception(
+                    "failed %s %s from %s; body %r", request.method, request.path, request.remote,
+                    protocol.masked_body(body)[:LOG_BODY_EXCERPT],
+                )
+            self._log_request(request, received_at, response, outcome, body)
+            return response
+
+        return endpoint
+
+    def _log_request(
+        self, request: web.Request, received_at: datetime, response: web.StreamResponse, outcome: Outcome,
+        body: bytes,
+    ) -> None:
+        try:
+            self.request_log.add(
+                received_at=received_at, peer=request.remote, method=request.method, path=request.path_qs,
+                http_status=response.status, status=outcome.status, outcome=outcome.name,
+                detail=outcome.detail, body=protocol.masked_body(body),
+            )
+        except Exception:  # the debug log must never cost a reply
+            log.exception("could not write the request log")
+
+    def _open_session(self, mac: str) -> str:
+        now = time.monotonic()
+        while self.sessions and (
+            len(self.sessions) >= MAX_SESSIONS
+            or next(iter(self.sessions.values())).opened < now - SESSION_TTL_SECONDS
+        ):
+            self.sessions.popitem(last=False)
+        session_id = protocol.new_session_id()
+        self.sessions[session_id] = Session(mac, now)
+        return session_id
+
+    def _device_model(self, mac: str) -> str | None:
+        settings = self.config.devices.get(mac)
+        return settings.model if settings else None
+
+    def _device_of(self, sessionid: str | None, mac: str | None) -> str:
+        if mac is not None:
+            return mac
+        session = self.sessions.get(sessionid or "")
+        if session is not None:
+            return session.mac
+        raise ProtocolError("no macaddress and no known sessionid: cannot tell which scale this is")
+
+    # -- endpoints -------------------------------------------------------------------------------
+
+    async def once(self, request: web.Request, form: dict[str, str], outcome: Outcome) -> web.StreamResponse:
+        if form.get("action") != "get":
+            outcome.detail = f"unexpected action {form.get('action')!r}; answered with a nonce anyway"
+            log.info("once with %s", outcome.detail)
+        return _reply(protocol.status_reply(body={"once": protocol.new_once()}))
+
+    async def session(self, request: web.Request, form: dict[str, str], outcome: Outcome) -> web.StreamResponse:
+        action = form.get("action")
+        if action == "delete":
+            self.sessions.pop(form.get("sessionid", ""), None)
+            return _reply(protocol.status_reply())
+        if action != "new":
+            raise ProtocolError(f"session action {action!r} is unknown", protocol.STATUS_UNKNOWN_ACTION)
+        opened = protocol.parse_session_new(form)
+        now = self.clock()
+        self.pipeline.journal.record_device(
+            device_id=opened.mac, source=SOURCE, seen_at=now, model=self._device_model(opened.mac),
+            firmware=str(opened.firmware) if opened.firmware is not None else None,
+            battery_pct=opened.battery_pct, manufacturing_id=opened.manufacturing_id,
+        )
+        if opened.extra:
+            outcome.detail = f"fields kept as they came: {sorted(opened.extra)}"
+        body = protocol.session_new_reply(
+            self._open_session(opened.mac),
+            self._scale_users(now),
+            locale=self.config.household.locale,
+            gravity_m_s2=self.config.household.gravity_m_s2,
+            now=now,
+            zone=self.config.household.zone,
+            ind_extra=self.config.withings.ind_extra,
+        )
+        log.info("session opened for %s (firmware %s, battery %s%%)", opened.mac, opened.firmware,
+                 opened.battery_pct)
+        return await _chunked(request, body)
+
+    def _scale_users(self, now: datetime) -> list[protocol.ScaleUser]:
+        users = []
+        for person in self.config.users:
+            created = self.pipeline.journal.meta(f"withings.user_created.{person.slug}", str(int(now.timestamp())))
+            users.append(protocol.ScaleUser(
+                id=withings_user_id(person),
+                short_name=person.short_name,
+                weight_kg=self.pipeline.journal.latest_weight(person.slug) or 0.0,
+                height_m=person.height_cm / 100,
+                age_years=protocol.age_in_years(person.birth_date, now),
+                sex=0 if person.sex == "male" else 1,
+                fm=self.config.withings.fm,
+                created=int(created),
+            ))
+        return users
+
+    async def measure(self, request: web.Request, form: dict[str, str], outcome: Outcome) -> web.StreamResponse:
+        if form.get("action") != "store":
+            raise ProtocolError(f"measure action {form.get('action')!r} is unknown", protocol.STATUS_UNKNOWN_ACTION)
+        now = self.clock()
+        store = protocol.parse_measure_store(form, now)
+        device = self._device_of(store.sessionid, store.mac)
+        readings = body_readings(store, device, self._device_model(device), now)
+        for warning in store.warnings:
+            log.warning("measure from %s: %s", device, warning)
+        stored = self.pipeline.ingest_many(readings)
+        self.pipeline.journal.record_device(device_id=device, source=SOURCE, seen_at=now)
+        outcome.detail = f"measurements {[measurement.id for measurement in stored]}"
+        return _reply(protocol.status_reply(body={"updatetime": int(now.timestamp())}))
+
+    async def v2_measure(self, request: web.Request, form: dict[str, str], outcome: Outcome) -> web.StreamResponse:
+        now = self.clock()
+        groups = protocol.parse_v2_measure(form, now)
+        device = self._device_of(*protocol.device_fields(form))
+        readings = [
+            Reading(
+                source=SOURCE, kind="environment", device_id=device, device_model=self._device_model(device),
+                taken_at=datetime.fromtimestamp(group.meastime, UTC), received_at=now,
+                values=group.values, raw=group.raw,
+            )
+            for group in groups
+        ]
+        stored = self.pipeline.ingest_many(readings)
+        self.pipeline.journal.record_device(device_id=device, source=SOURCE, seen_at=now)
+        outcome.detail = f"measurements {[measurement.id for measurement in stored]}"
+        return _reply(protocol.status_reply())
+
+    async def v2_weather(self, request: web.Request, form: dict[str, str], outcome: Outcome) -> web.StreamResponse:
+        # The request was never captured (reference §1.6): answer an empty forecast and keep the body.
+        outcome.name = "undocumented"
+        log.info("v2/weather from %s with fields %s", request.remote, sorted(protocol.mask_secrets(form)))
+        return _reply(protocol.status_reply(body={"series": []}))
+
+    async def maint(self, request: web.Request, form: dict[str, str], outcome: Outcome) -> web.StreamResponse:
+        outcome.name = "undocumented"  # fields unknown (reference §1.7)
+        log.info("maint from %s with fields %s", request.remote, protocol.mask_secrets(form))
+        return _reply(protocol.status_reply())
+
+    async def unknown(self, request: web.Request, form: dict[str, str], outcome: Outcome) -> web.StreamResponse:
+        outcome.name = "unknown-endpoint"
+        log.warning("unknown endpoint %s %s from %s answered status 0; fields %s", request.method,
+                    request.path, request.remote, protocol.mask_secrets(form))
+        return _reply(protocol.status_reply())
+
+
+def body_readings(store: protocol.MeasureStore, device: str, model: str | None, now: datetime) -> list[Reading]:
+    """One Reading per weigh-in instant; groups sharing a `meastime` are one weigh-in."""
+    merged: dict[int, tuple[int | None, list[protocol.Measure]]] = {}
+    for group in store.groups:
+        userid, measures = merged.setdefault(group.meastime, (group.userid, []))
+        measures.extend(group.measures)
+    readings = []
+    for meastime, (userid, measures) in merged.items():
+        values: dict[str, float] = {}
+        vendor: dict[str, float] = {}
+        raw: dict[str, float] = {}
+        for measure in measures:
+            if measure.type in protocol.READING_TYPES:
+                values[protocol.READING_TYPES[measure.type]] = measure.value
+            elif measure.type in protocol.VENDOR_METRIC_TYPES:
+                vendor[protocol.VENDOR_METRIC_TYPES[measure.type]] = measure.value
+            else:
+                raw[f"withings_type_{measure.type}"] = measure.value
+        water = raw.get(f"withings_type_{protocol.WATER_MASS_TYPE}")
+        if water is not None and values.get("weight_kg"):
+            vendor["water_pct"] = 100.0 * water / values["weight_kg"]
+        readings.append(Reading(
+            source=SOURCE, kind="body", device_id=device, device_model=model,
+            taken_at=datetime.fromtimestamp(meastime, UTC), received_at=now,
+            device_user_id=str(userid) if userid is not None else None,
+            values=values, vendor_metrics=vendor, raw=raw,
+        ))
+    return readings
+
+
+async def _chunked(request: web.Request, body: bytes) -> web.StreamResponse:
+    """The session reply went out chunked, one chunk, in the 2013 capture (reference §1.3);
+    HTTP/1.0 forbids chunking, so such a client gets a Content-Length reply instead."""
+    if request.version < (1, 1):
+        return _reply(body)
+    response = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    await response.write(body)
+    await response.write_eof()
+    return response
