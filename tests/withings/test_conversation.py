@@ -14,6 +14,7 @@ import pytest
 from interceptor.withings import scale
 from interceptor.withings.scale import ScaleIdentity, read_response, request_bytes
 from tests.conftest import Served, start_server
+from tests.withings.samples import first_line
 
 SCALE = ScaleIdentity(mac="00:24:e4:06:59:dc", mfgid=262151, firmware=200, battery_pct=69)
 
@@ -109,8 +110,8 @@ def test_ws50_groups_heart_rate_type16_and_environment(served: Served) -> None:
                                              {"value": 111, "type": 11, "unit": 0}]},
         {"meastime": now - 300, "measures": [{"value": 562, "type": 16, "unit": 0}, {"value": 7, "type": 150}]},
     ]
-    v2 = ('measuregrps=[{"meastime":%d,"measures":[{"data":{"mantissa":202,"exponent":-1,"unit":11},"type":12},'
-          '{"data":{"mantissa":655,"exponent":0,"unit":12},"type":35}]}]' % (now - 60)).encode()
+    # The real WS-50 body (reference sample), moved to a recent meastime.
+    v2 = first_line("2013-ws50-v2-measure-request-body.txt").replace(b"1387053012", str(now - 60).encode())
     (session,) = asyncio.run(talk(served.port, ("/cgi-bin/session", scale.session_new_body(SCALE))))
     franziska = session.json()["body"]["sp"]["users"][1]["id"]  # derived from her slug: none configured
     store, environment = asyncio.run(talk(

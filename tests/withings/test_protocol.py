@@ -117,7 +117,9 @@ def test_once_and_session_ids_have_the_captured_shapes() -> None:
 
 def test_age_is_decimal_years() -> None:
     from datetime import date
-    assert protocol.age_in_years(date(1992, 8, 15), datetime(2013, 12, 17, tzinfo=UTC)) == pytest.approx(21.34, abs=0.01)
+
+    age = protocol.age_in_years(date(1992, 8, 15), datetime(2013, 12, 17, tzinfo=UTC))
+    assert age == pytest.approx(21.34, abs=0.01)
 
 
 def _store(measures: list, meastime: int = 1387053012) -> dict[str, str]:
