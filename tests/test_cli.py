@@ -1,0 +1,84 @@
+"""The `interceptor` command as users run it: listing, filtering, formats, and clear errors."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import subprocess
+import time
+from pathlib import Path
+
+from interceptor.withings import scale
+from tests.conftest import INTERCEPTOR, Served, free_port, run_cli, start_server, wait_for_port
+
+
+def _weigh(served: Served, userid: int, meastime: int, weight_g: int) -> None:
+    conversation = asyncio.run(scale.weigh_in("127.0.0.1", served.port, userid=userid, meastime=meastime,
+                                              weight_g=weight_g))
+    assert conversation.response(2).json()["status"] == 0
+
+
+def test_list_formats_and_filters(served: Served) -> None:
+    now = int(time.time())
+    _weigh(served, 2507298, now - 3 * 86400, 86000)
+    _weigh(served, 2507298, now - 3600, 85500)
+    _weigh(served, 424242, now - 60, 60000)  # an id nobody in the household has: unassigned
+
+    table = served.cli("measurements", "list")
+    assert table.returncode == 0
+    lines = table.stdout.splitlines()
+    assert lines[0].split()[:3] == ["id", "taken", "(Europe/Paris)"] and len(lines) == 4
+    assert "86.00 kg" in lines[1] and "fed" in lines[1] and lines[3].split()[3] == "-"
+
+    rows = list(csv.DictReader(io.StringIO(served.cli("measurements", "list", "--format", "csv").stdout)))
+    assert [row["weight_kg"] for row in rows] == ["86.0", "85.5", "60.0"]
+    assert [row["user"] for row in rows] == ["fed", "fed", ""]
+
+    only_fed = json.loads(served.cli("measurements", "list", "--format", "json", "--user", "fed").stdout)
+    assert [item["readings"]["weight_kg"] for item in only_fed] == [86.0, 85.5]
+    since = time.strftime("%Y-%m-%d", time.gmtime(now - 2 * 86400))
+    recent = json.loads(served.cli("measurements", "list", "--format", "json", "--since", since).stdout)
+    assert len(recent) == 2
+
+    unknown_user = served.cli("measurements", "list", "--user", "zed")
+    assert unknown_user.returncode == 1 and "'zed' is not in the household (fed, fra)" in unknown_user.stderr
+    bad_since = served.cli("measurements", "list", "--since", "last tuesday")
+    assert bad_since.returncode == 1 and "YYYY-MM-DD" in bad_since.stderr
+
+
+def test_serve_runs_with_no_config_file_as_an_empty_household(tmp_path: Path) -> None:
+    """No --config, no ./interceptor.toml: an empty household, the journal in $XDG_DATA_HOME."""
+    port = free_port()
+    process_env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    process = subprocess.Popen([str(INTERCEPTOR), "serve", "--no-dns", "--http-listen", f"127.0.0.1:{port}"],
+                               cwd=tmp_path, env=process_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, process)
+        conversation = asyncio.run(scale.weigh_in("127.0.0.1", port, meastime=int(time.time()) - 5, weight_g=77000))
+        assert conversation.response(1).json()["body"]["sp"]["users"] == []
+        assert conversation.response(2).json()["status"] == 0
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    listed = run_cli("measurements", "list", "--format", "json", cwd=tmp_path, env=process_env)
+    (stored,) = json.loads(listed.stdout)
+    assert stored["user"] is None and stored["readings"] == {"weight_kg": 77.0}
+
+
+def test_port_in_use_is_one_clear_line(config_path, data_dir) -> None:
+    first = start_server(config_path, data_dir)
+    try:
+        result = run_cli("serve", "--no-dns", "--config", str(config_path), "--data-dir", str(data_dir),
+                         "--http-listen", f"127.0.0.1:{first.port}")
+    finally:
+        first.kill()
+    assert result.returncode == 1
+    assert f"HTTP address 127.0.0.1:{first.port} is already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_listing_before_anything_was_stored_says_so(config_path, tmp_path) -> None:
+    result = run_cli("measurements", "list", "--config", str(config_path), "--data-dir", str(tmp_path / "empty"))
+    assert result.returncode == 1 and "nothing has been stored yet" in result.stderr
