@@ -1,0 +1,205 @@
+"""The values every composition method shares: who stood on the scale, the tuning options, the result.
+
+Methods are pure: they get a weight, the readings they need and a `Profile`, and return a `Sheet` of
+metrics and refusals. Nothing here reads a clock or a file, so a weigh-in recomputed years later (a
+changed height, a re-attributed measurement) gives the same numbers as the day it was taken.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+from interceptor.model import METRIC_UNITS, Metric
+
+Sex = Literal["male", "female"]
+Confidence = Literal["vendor", "vendor-approximate", "literature", "anthropometric", "calibrated"]
+VisceralVariant = Literal["holtek", "legacy"]
+BmrEquation = Literal["mifflin1990", "harris_benedict1919", "roza_shizgal1984", "schofield1985"]
+FfmEquation = Literal["sun2003", "lee2015", "lukaski1985"]
+TbwEquation = Literal["sun2003", "lukaski_bolonchuk1988", "kushner1992"]
+FfmBmrEquation = Literal["cunningham1991", "cunningham1980"]
+
+# Names the lead has not (yet) added to `interceptor.model.METRIC_UNITS`. Methods emit them only when
+# `Options.proposed_metrics` is set, so a journal that validates names never sees them by surprise.
+PROPOSED_METRIC_UNITS: dict[str, str] = {
+    "extracellular_water_kg": "kg",
+    "intracellular_water_kg": "kg",
+    "body_type": "",
+    "fat_mass_to_ideal_kg": "kg",
+    "ffmi_normalised": "kg/m²",
+}
+
+# Bioimpedance of a standing adult or child lies well inside this band; a value outside it is a bad
+# electrode contact or a decoder sentinel, not a body (body-composition.md §11.5; openScale's S400
+# validation uses the same band).
+IMPEDANCE_RANGE_OHM = (200.0, 1500.0)
+
+# Beyond these BMIs no equation here was fitted on anyone like the person (openScale S400 gate).
+BMI_RANGE = (12.0, 60.0)
+
+# jdelaire/scale bounds its personal fat offset to ±15 points; a larger gap means a wrong profile
+# (height, age, sex) rather than a scale that needs calibrating.
+MAX_FAT_OFFSET_PCT = 15.0
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The person as the formulas need them, at the time of the weigh-in.
+
+    Age is a float because the pipeline computes it from a birth date; vendor-parity methods use
+    the completed years (`whole_years`), as the vendor apps do.
+    """
+
+    sex: Sex
+    age_years: float
+    height_cm: float
+
+    def __post_init__(self) -> None:
+        if self.sex not in get_args(Sex):
+            raise ValueError(f"sex must be 'male' or 'female', not {self.sex!r}")
+        if not (math.isfinite(self.age_years) and 0 < self.age_years < 130):
+            raise ValueError(f"age must be between 0 and 130 years, not {self.age_years}")
+        if not (math.isfinite(self.height_cm) and 50 <= self.height_cm <= 250):
+            raise ValueError(f"height must be between 50 and 250 cm, not {self.height_cm}")
+
+    @property
+    def whole_years(self) -> int:
+        return math.floor(self.age_years)
+
+    @property
+    def height_m(self) -> float:
+        return self.height_cm / 100
+
+    @property
+    def is_male(self) -> bool:
+        return self.sex == "male"
+
+
+_CHOICES: dict[str, object] = {
+    "visceral_fat": VisceralVariant,
+    "bmr_equation": BmrEquation,
+    "ffm_equation": FfmEquation,
+    "tbw_equation": TbwEquation,
+    "ffm_bmr_equation": FfmBmrEquation,
+}
+
+
+@dataclass(frozen=True)
+class Options:
+    """Choices a person or an operator may make; the defaults are the best match we know."""
+
+    # Visceral fat for the xiaomi method: "holtek" reads closer to the Zepp app (user reports in
+    # bodymiscale #27 and openScale #880); "legacy" is the original prototux reverse engineering.
+    visceral_fat: VisceralVariant = "holtek"
+    # BMR from weight, height and age, used when the method has no BMR of its own.
+    bmr_equation: BmrEquation = "mifflin1990"
+    # Equations for the `literature` method (single impedance).
+    ffm_equation: FfmEquation = "sun2003"
+    tbw_equation: TbwEquation = "sun2003"
+    # BMR from fat-free mass, for methods that know FFM but have no vendor BMR.
+    ffm_bmr_equation: FfmBmrEquation = "cunningham1991"
+    # Per-person calibration: points added to every body-fat % (see `calibration_offset`).
+    fat_offset_pct: float = 0.0
+    # Also emit the names in PROPOSED_METRIC_UNITS.
+    proposed_metrics: bool = False
+
+    def __post_init__(self) -> None:
+        for name, alias in _CHOICES.items():
+            allowed = get_args(alias)
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+        if not (math.isfinite(self.fat_offset_pct) and abs(self.fat_offset_pct) <= MAX_FAT_OFFSET_PCT):
+            raise ValueError(
+                f"fat offset must be within ±{MAX_FAT_OFFSET_PCT:g} points, not {self.fat_offset_pct}; "
+                "a larger gap means the profile (height, age, sex) is wrong"
+            )
+
+    @property
+    def calibrated(self) -> bool:
+        return self.fat_offset_pct != 0.0
+
+
+@dataclass(frozen=True)
+class Composition:
+    """What `compose` found: metrics by name, and why each expected metric is missing."""
+
+    metrics: dict[str, Metric]
+    refusals: dict[str, str]
+    method: str
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "metrics": {name: metric.model_dump() for name, metric in self.metrics.items()},
+            "refusals": dict(self.refusals),
+        }
+
+
+@dataclass
+class Sheet:
+    """Metrics and refusals of one method run; a later `put` of the same name wins."""
+
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    refusals: dict[str, str] = field(default_factory=dict)
+
+    def put(self, name: str, value: float, method: str, confidence: Confidence) -> None:
+        unit = METRIC_UNITS.get(name, PROPOSED_METRIC_UNITS.get(name))
+        if unit is None:
+            raise KeyError(f"unknown metric name {name!r}")
+        if not math.isfinite(value):
+            self.refuse(name, f"{method} gave a non-finite value")
+            return
+        self.metrics[name] = Metric(value=float(value), unit=unit, method=method, confidence=confidence)
+        self.refusals.pop(name, None)
+
+    def refuse(self, name: str, reason: str) -> None:
+        self.metrics.pop(name, None)
+        self.refusals[name] = reason
+
+    def refuse_all(self, names: tuple[str, ...], reason: str) -> None:
+        for name in names:
+            self.refuse(name, reason)
+
+    def update(self, other: Sheet) -> None:
+        """Lay `other` over this sheet: its metrics replace ours, its refusals only fill gaps."""
+        for name, metric in other.metrics.items():
+            self.metrics[name] = metric
+            self.refusals.pop(name, None)
+        for name, reason in other.refusals.items():
+            if name not in self.metrics:
+                self.refusals[name] = reason
+
+
+def bmi(weight_kg: float, profile: Profile) -> float:
+    return weight_kg / profile.height_m**2
+
+
+def impedance_problem(name: str, value: float | None) -> str | None:
+    """Why an impedance cannot be used, or None when it can."""
+    low, high = IMPEDANCE_RANGE_OHM
+    if value is None:
+        return f"no {name} in this weigh-in (the scale measured weight only)"
+    if not (math.isfinite(value) and low <= value <= high):
+        return f"{name} {value:g} Ω is outside {low:g}–{high:g} Ω (poor foot contact, socks, or a sentinel)"
+    return None
+
+
+def body_problem(weight_kg: float, profile: Profile) -> str | None:
+    """Why no body-composition equation applies to this body, or None."""
+    value = bmi(weight_kg, profile)
+    low, high = BMI_RANGE
+    if not low <= value <= high:
+        return f"BMI {value:.1f} is outside {low:g}–{high:g}, where no composition equation was fitted"
+    return None
+
+
+def fat_confidence(options: Options, base: Confidence) -> Confidence:
+    """Metrics that follow from body-fat % are `calibrated` once a personal offset is applied."""
+    return "calibrated" if options.calibrated else base
+
+
+def calibrated_fat(raw_fat_pct: float, options: Options) -> float | None:
+    """The fat % after the personal offset, or None when the offset pushes it out of (0, 75]."""
+    fat = raw_fat_pct + options.fat_offset_pct
+    return fat if 0 < fat <= 75 else None
