@@ -22,6 +22,7 @@ import click
 
 from interceptor import __version__
 from interceptor.config import Config, ConfigError, effective_config, find_config_path, load_config
+from interceptor.dns.cli import dns_group
 from interceptor.model import Measurement
 from interceptor.store.journal import Journal, JournalError
 
@@ -252,6 +253,8 @@ def config_check() -> None:
                f"{len(config.users)} user(s), timezone {config.household.timezone}", err=True)
     click.echo(json.dumps(effective_config(config), indent=2, default=str))
 
+
+main.add_command(dns_group)
 
 if __name__ == "__main__":
     main()

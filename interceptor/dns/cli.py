@@ -1,0 +1,144 @@
+"""`interceptor dns`: run the responder alone, or print a snippet for someone else's resolver.
+
+The flags are for quick use without a config file (`interceptor dns --listen 127.0.0.1:5353
+--intercept scalews.withings.net=192.168.1.10`); they are passed to `load_config` as overrides, so
+a bad value is reported the same way as a bad config key. User errors print one line and exit
+non-zero: 2 for configuration, 1 for a port that cannot be opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from interceptor.config import Config, ConfigError, load_config
+from interceptor.dns.server import DnsStartError, start_dns_server
+from interceptor.dns.settings import DnsSettings, normalise_name
+from interceptor.dns.snippets import KINDS, snippet
+
+PLACEHOLDER_ADDRESS = "192.168.1.10"
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+    help="TOML config file (default: $INTERCEPTOR_CONFIG, ./interceptor.toml, /etc/interceptor/interceptor.toml)",
+)
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(path_type=Path, file_okay=False), default=None, help="where the journal lives",
+)
+
+
+def _load(config_path: Path | None, data_dir: Path | None, overrides: dict[str, Any] | None = None) -> Config:
+    """The config, or a one-line message on stderr and exit status 2."""
+    merged = {"data_dir": str(data_dir) if data_dir else None, **(overrides or {})}
+    try:
+        return load_config(config_path, overrides=merged)
+    except ConfigError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+
+
+def _intercept_rule(flag: str) -> dict[str, Any]:
+    """`NAME=ADDRESS` (NAME may start with `*.` for the name and everything below it)."""
+    name, separator, address = flag.partition("=")
+    if not separator or not name or not address:
+        click.echo(f"error: --intercept '{flag}' is not NAME=ADDRESS; write e.g. scalews.withings.net=auto", err=True)
+        sys.exit(2)
+    rule: dict[str, Any] = {"name": name, "address": address}
+    if name.startswith("*."):
+        rule.update(name=name[2:], subdomains=True)
+    return rule
+
+
+@click.group(name="dns", invoke_without_command=True)
+@config_option
+@data_dir_option
+@click.option("--listen", multiple=True, metavar="HOST:PORT", help="listen here instead (repeatable)")
+@click.option("--upstream", multiple=True, metavar="HOST:PORT", help="forward to these resolvers instead (repeatable)")
+@click.option(
+    "--intercept", multiple=True, metavar="NAME=ADDRESS",
+    help="answer NAME with ADDRESS ('auto': the address the query came in on; '*.NAME' for subdomains too)",
+)
+@click.option("--query-log", is_flag=True, help="log every query")
+@click.pass_context
+def dns_group(
+    context: click.Context,
+    config_path: Path | None,
+    data_dir: Path | None,
+    listen: tuple[str, ...],
+    upstream: tuple[str, ...],
+    intercept: tuple[str, ...],
+    query_log: bool,
+) -> None:
+    """Run the split-horizon DNS responder alone (`interceptor serve` also starts it)."""
+    if context.invoked_subcommand is not None:
+        return
+    overrides: dict[str, Any] = {
+        "dns.listen": list(listen) or None,
+        "dns.upstreams": list(upstream) or None,
+        "dns.intercept": [_intercept_rule(flag) for flag in intercept] or None,
+    }
+    settings = _load(config_path, data_dir, overrides).dns
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        asyncio.run(_serve(settings, query_log))
+    except DnsStartError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+
+
+async def _serve(settings: DnsSettings, query_log: bool) -> None:
+    """Answer until SIGINT or SIGTERM, then close the listeners cleanly."""
+    server = await start_dns_server(settings, query_log=query_log)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.close()
+
+
+def _this_machine_ipv4() -> str:
+    """The IPv4 address this machine would use on its LAN (no packet is sent), else a placeholder."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: only the route matters
+            return str(probe.getsockname()[0])
+    except OSError:
+        return PLACEHOLDER_ADDRESS
+
+
+@dns_group.command(name="snippet")
+@config_option
+@data_dir_option
+@click.option("--for", "kind", type=click.Choice(KINDS), required=True, help="the resolver you run")
+@click.option("--address", default=None, help="IPv4 address of this server (default: the config's, else detected)")
+@click.option("--name", default=None, help="name to override (default: the config's first intercepted name)")
+def snippet_command(
+    config_path: Path | None, data_dir: Path | None, kind: str, address: str | None, name: str | None
+) -> None:
+    """Print the lines that make your own resolver send the scale here, IPv6 leak included."""
+    rules = _load(config_path, data_dir).dns.intercept
+    first = rules[0] if rules else None
+    try:
+        chosen_name = normalise_name(name or (first.name if first else "scalews.withings.net"))
+    except ValueError as error:
+        click.echo(f"error: --name: {error}", err=True)
+        sys.exit(2)
+    chosen = address or (first.address if first and first.address != "auto" else None) or _this_machine_ipv4()
+    try:
+        ipaddress.IPv4Address(chosen)
+    except ValueError:
+        click.echo(f"error: --address '{chosen}' is not an IPv4 address; write e.g. --address 192.168.1.10", err=True)
+        sys.exit(2)
+    click.echo(snippet(kind, chosen_name, chosen), nl=False)

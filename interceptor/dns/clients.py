@@ -1,0 +1,88 @@
+"""Client address checks (who may use the responder, who a split-horizon rule is for) and rate limits.
+
+Both run for every query, so they remember their answer per client address: parsing an address with
+`ipaddress` costs more than answering an intercepted name. The memories are bounded, because client
+addresses come from the network and must not be able to grow the process.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+MEMORY_LIMIT = 4096
+
+
+def client_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The client's address, with IPv4-mapped IPv6 (`::ffff:a.b.c.d`) seen as the IPv4 it is."""
+    address = ipaddress.ip_address(text.split("%", 1)[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+class NetworkSet:
+    """A set of subnets answering `client_ip in networks`; an empty set contains every address."""
+
+    def __init__(self, networks: Iterable[str]) -> None:
+        self._networks = tuple(ipaddress.ip_network(item, strict=False) for item in networks)
+        self._memory: dict[str, bool] = {}
+
+    @property
+    def everyone(self) -> bool:
+        return not self._networks
+
+    def __contains__(self, client_ip: object) -> bool:
+        if not self._networks:
+            return True
+        if not isinstance(client_ip, str):
+            return False
+        known = self._memory.get(client_ip)
+        if known is not None:
+            return known
+        try:
+            address = client_address(client_ip)
+        except ValueError:
+            return False
+        inside = any(address in network for network in self._networks)
+        if len(self._memory) >= MEMORY_LIMIT:
+            self._memory.clear()
+        self._memory[client_ip] = inside
+        return inside
+
+
+class RateLimiter:
+    """A token bucket per client address: `rate` queries per second, bursts up to `burst`.
+
+    Sans-I/O: the caller passes the clock. A household's router may forward everyone's queries from
+    one address, hence generous defaults; 0 turns the limiter off.
+    """
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self._buckets: dict[str, list[float]] = {}
+
+    def allow(self, client_ip: str, now: float) -> bool:
+        if self.rate <= 0:
+            return True
+        bucket = self._buckets.get(client_ip)
+        if bucket is None:
+            if len(self._buckets) >= MEMORY_LIMIT:
+                self._forget_full(now)
+            self._buckets[client_ip] = [self.burst - 1.0, now]
+            return True
+        tokens = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
+        bucket[1] = now
+        if tokens < 1.0:
+            bucket[0] = tokens
+            return False
+        bucket[0] = tokens - 1.0
+        return True
+
+    def _forget_full(self, now: float) -> None:
+        """Drop the buckets that have refilled (their clients would be allowed anyway)."""
+        refill = self.burst / self.rate
+        self._buckets = {ip: b for ip, b in self._buckets.items() if now - b[1] < refill}
+        if len(self._buckets) >= MEMORY_LIMIT:
+            self._buckets.clear()
