@@ -54,8 +54,11 @@ class Forwarder:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.query_timeout
         fallback: bytes | None = None
+        answered: set[int] = set()  # upstreams that replied SERVFAIL or REFUSED are not asked again
         for _ in range(MAX_PASSES):
             for upstream in self.pool.order(loop.time()):
+                if id(upstream) in answered:
+                    continue
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return fallback
@@ -70,7 +73,9 @@ class Forwarder:
                 if reply[3] & 0xF in (RCODE_SERVFAIL, RCODE_REFUSED):
                     # Another upstream may do better; keep this reply in case none does.
                     fallback = reply
-                    self.pool.failed(upstream, loop.time())
+                    answered.add(id(upstream))
+                    if reply[3] & 0xF == RCODE_REFUSED:  # refusing everyone is a broken upstream;
+                        self.pool.failed(upstream, loop.time())  # SERVFAIL may be one broken name
                     continue
                 self.pool.succeeded(upstream)
                 return reply

@@ -175,10 +175,10 @@ def parse_query(data: bytes) -> Query:
     return Query(
         txid=txid,
         flags=flags,
-        qname=data[12:name_end].lower(),
+        qname=bytes(data[12:name_end]).lower(),
         qtype=qtype,
         qclass=qclass,
-        question=data[12:question_end],
+        question=bytes(data[12:question_end]),
         label_offsets=tuple(labels),
         edns=edns,
         edns_version=version,

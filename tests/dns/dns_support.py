@@ -54,7 +54,7 @@ class FakeUpstream:
     UDP), `ttl1.*` TTL 1, `ttl5000.*` TTL 5000. Faults (`mode`): "silent" never answers, "slow"
     answers after `delay`, "truncate" sets TC on every UDP answer (TCP is complete), "wrong-id"
     answers UDP with a different id, "spoof-first" sends a wrong-id answer with another address
-    before the right one, "servfail" answers SERVFAIL.
+    before the right one, "servfail" answers SERVFAIL, "malformed" cuts the last bytes off its answer.
     """
 
     def __init__(self, mode: str = "ok", delay: float = 0.0) -> None:
@@ -108,10 +108,16 @@ class FakeUpstream:
                 upstream._tasks.add(task)
                 task.add_done_callback(upstream._tasks.discard)
 
-        self._transport, _ = await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", 0))
-        self.port = self._transport.get_extra_info("sockname")[1]
-        self._tcp = await asyncio.start_server(self._serve_tcp, "127.0.0.1", self.port)
-        return self
+        for _ in range(20):  # the UDP port may be taken for TCP: try another
+            self._transport, _ = await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", 0))
+            self.port = self._transport.get_extra_info("sockname")[1]
+            try:
+                self._tcp = await asyncio.start_server(self._serve_tcp, "127.0.0.1", self.port)
+            except OSError:
+                self._transport.close()
+                continue
+            return self
+        raise RuntimeError("no port free for both UDP and TCP on 127.0.0.1")
 
     async def _udp_reply(self, data: bytes, addr: Any) -> None:
         request = DNSRecord.parse(data)
@@ -129,7 +135,7 @@ class FakeUpstream:
             self._transport.sendto(forged.pack(), addr)
             if self.mode == "wrong-id":
                 return
-        self._transport.sendto(reply.pack(), addr)
+        self._transport.sendto(reply.pack()[:-3] if self.mode == "malformed" else reply.pack(), addr)
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
