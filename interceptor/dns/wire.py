@@ -154,8 +154,8 @@ def parse_query(data: bytes) -> Query:
     version = 0
     do = False
     udp_size = CLASSIC_UDP_LIMIT
+    position = question_end
     if ancount or nscount or arcount:
-        position = question_end
         for index in range(ancount + nscount + arcount):
             owner = position
             position = skip_name(data, position)
@@ -172,6 +172,8 @@ def parse_query(data: bytes) -> Query:
                 udp_size = rclass
                 version = (ttl >> 16) & 0xFF
                 do = bool(ttl & EDNS_DO)
+    if position != len(data):
+        raise WireError("bytes after the last record")
     return Query(
         txid=txid,
         flags=flags,
