@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import re
 import socket
 import struct
 import time
@@ -121,7 +123,7 @@ async def test_bad_packets_never_stop_the_server(make_responder: Factory, upstre
                 continue
             assert name not in ("empty", "short", "response"), f"{name}: must stay silent"
             assert reply[:2] == packet[:2] and reply[3] & 0xF in (1, 4), name  # FORMERR or NOTIMP
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
     for packet in (b"", BAD_PACKETS["self pointer in question"], b"\x00" * 11):
         writer.write(struct.pack("!H", len(packet)) + packet)
     writer.write(b"\xff\xff" + b"\x00" * 10)  # announces 65535 bytes, then hangs up
@@ -175,7 +177,7 @@ async def test_query_log_is_off_by_default(
 
 async def test_port_in_use_gives_a_clear_error(make_responder: Factory) -> None:
     server = await make_responder(listen=("127.0.0.1:0",))
-    with pytest.raises(DnsStartError, match="another program already uses it.*--listen"):
+    with pytest.raises(DnsStartError, match=r"another program already uses it.*--listen"):
         await make_responder(listen=(f"127.0.0.1:{server.addresses[0][1]}",))
     with pytest.raises(DnsStartError, match="no interface"):
         await make_responder(listen=("192.0.2.254:0",))
@@ -187,13 +189,13 @@ def test_privileged_port_message_says_what_to_do() -> None:
 
 
 def test_settings_errors_say_what_to_write() -> None:
-    with pytest.raises(ValueError, match="write e.g. '192.168.1.10'"):
+    with pytest.raises(ValueError, match=re.escape("write e.g. '192.168.1.10'")):
         InterceptRule(address="my-server")
     with pytest.raises(ValueError, match="subdomains = true"):
         InterceptRule(name="*.withings.net")
-    with pytest.raises(ValueError, match="not an address or subnet; write e.g."):
+    with pytest.raises(ValueError, match=re.escape("not an address or subnet; write e.g.")):
         DnsSettings(allow_clients=("lan",))
-    with pytest.raises(ValueError, match="upstream_timeout = 0.8"):
+    with pytest.raises(ValueError, match=re.escape("upstream_timeout = 0.8")):
         DnsSettings(upstream_timeout=5, query_timeout=2)
     with pytest.raises(ValueError, match="not HOST:PORT"):
         DnsSettings(listen=("53",))
@@ -245,7 +247,5 @@ def test_fuzz_header_and_question_then_noise(
 @FUZZ
 @given(st.binary(max_size=300))
 def test_fuzz_upstream_replies_only_raise_wire_error(data: bytes) -> None:
-    try:
+    with contextlib.suppress(WireError):
         inspect_reply(data)
-    except WireError:
-        pass
