@@ -57,6 +57,7 @@ _MASSES = (
     "intracellular_water_kg",
 )
 _PERCENTAGES = ("water_pct", "protein_pct")
+_FAT_TRIO = ("body_fat_pct", "fat_mass_kg", "fat_free_mass_kg")
 # The Zepp app caps body fat at 75 % (body-composition.md §3.2), and shows that cap; it is kept.
 MAX_FAT_PCT = 75.0
 
@@ -127,6 +128,12 @@ def _refuse_unphysical(sheet: Sheet, weight_kg: float) -> None:
             sheet.refuse(name, f"{metric.method} gave {value:.2f} %, not between 0 and 100 %")
         elif name == "body_fat_pct" and not 0 < value <= MAX_FAT_PCT:
             sheet.refuse(name, f"{metric.method} gave {value:.2f} % fat, not between 0 and {MAX_FAT_PCT:g} %")
+    # Fat %, fat mass and fat-free mass are one fact in three units: shown together or not at all.
+    refused = [name for name in _FAT_TRIO if name in sheet.refusals]
+    if refused:
+        for name in _FAT_TRIO:
+            if name in sheet.metrics:
+                sheet.refuse(name, f"follows from {refused[0]}: {sheet.refusals[refused[0]]}")
 
 
 def _put_ffmi(sheet: Sheet, profile: Profile, options: Options) -> None:

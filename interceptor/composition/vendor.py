@@ -12,8 +12,12 @@ from collections.abc import Mapping
 
 from interceptor.composition import literature
 from interceptor.composition.core import Options, Sheet, calibrated_fat, fat_confidence
+from interceptor.model import METRIC_UNITS
 
 METHOD = "vendor"
+
+# Computed for every weigh-in whatever the vendor said; not the vendor's to leave out.
+ANTHROPOMETRIC = frozenset({"bmi", "ideal_weight_kg", "bmr_kcal", "ffmi"})
 
 
 def compose(weight_kg: float, vendor_metrics: Mapping[str, float], options: Options) -> Sheet:
@@ -43,6 +47,8 @@ def compose(weight_kg: float, vendor_metrics: Mapping[str, float], options: Opti
         bmr = literature.FFM_BMR_EQUATIONS[options.ffm_bmr_equation]
         ffm = sheet.metrics["fat_free_mass_kg"].value
         sheet.put("bmr_kcal", bmr(ffm), options.ffm_bmr_equation, fat_confidence(options, "literature"))
+    for name in METRIC_UNITS.keys() - sheet.metrics.keys() - ANTHROPOMETRIC:
+        sheet.refuse(name, "the vendor did not report it, and it does not follow from what it reported")
     return sheet
 
 
