@@ -90,6 +90,7 @@ class Served:
     port: int
     config_path: Path
     data_dir: Path
+    log_path: Path
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         return run_cli(*args, "--config", str(self.config_path), "--data-dir", str(self.data_dir))
@@ -102,22 +103,26 @@ class Served:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=10)
-        return self.process.stdout.read() if self.process.stdout else ""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
 def start_server(config_path: Path, data_dir: Path, port: int | None = None) -> Served:
     port = port or free_port()
-    process = subprocess.Popen(
-        [str(INTERCEPTOR), "serve", "--config", str(config_path), "--data-dir", str(data_dir),
-         "--http-listen", f"127.0.0.1:{port}", "--no-dns"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / f"serve-{port}.log"  # a file, not a pipe: a full pipe would block the server
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(INTERCEPTOR), "serve", "--config", str(config_path), "--data-dir", str(data_dir),
+             "--http-listen", f"127.0.0.1:{port}", "--no-dns"],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     try:
         wait_for_port(port, process)
     except Exception:
         process.kill()
-        raise RuntimeError(process.communicate(timeout=10)[0]) from None
-    return Served(process, port, config_path, data_dir)
+        process.wait(timeout=10)
+        raise RuntimeError(log_path.read_text()) from None
+    return Served(process, port, config_path, data_dir, log_path)
 
 
 @pytest.fixture

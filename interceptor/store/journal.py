@@ -130,7 +130,9 @@ class Journal:
     # -- measurements ---------------------------------------------------------------------------
 
     def insert(self, items: Iterable[NewMeasurement]) -> list[Stored]:
-        """All or nothing, durable on return; existing identities are returned as they were stored."""
+        """All or nothing, durable on return; existing identities are returned as they were stored.
+
+        Each reading's device is marked as seen in the same transaction (one fsync per request)."""
         results: list[Stored] = []
         with self._transaction() as db:
             for item in items:
@@ -148,6 +150,8 @@ class Journal:
                     ),
                 )
                 created = cursor.rowcount == 1
+                self._upsert_device(db, reading.device_id, reading.source, reading.received_at.timestamp(),
+                                    reading.device_model, None, None, None)
                 row = db.execute(f"SELECT {_COLUMNS} FROM measurements WHERE identity = ?", (reading.identity,))
                 results.append(Stored(_measurement(row.fetchone()), created))
         return results
@@ -199,28 +203,40 @@ class Journal:
         firmware: str | None = None,
         battery_pct: float | None = None,
         manufacturing_id: str | None = None,
-    ) -> DeviceState:
-        """Upsert what the device said about itself; keeps the history of battery and firmware."""
-        when = seen_at.timestamp()
-        with self._transaction() as db:
+    ) -> None:
+        """Upsert what the device said about itself and keep the history of battery and firmware.
+
+        Committed without its own fsync (`synchronous=NORMAL`): device state is re-sent by the scale
+        every session, and the next durable commit (any weigh-in) flushes it with everything before it.
+        """
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self._transaction() as db:
+                self._upsert_device(db, device_id, source, seen_at.timestamp(), model, firmware, battery_pct,
+                                    manufacturing_id)
+        finally:
+            self._db.execute("PRAGMA synchronous=FULL")
+
+    @staticmethod
+    def _upsert_device(
+        db: sqlite3.Connection, device_id: str, source: str, when: float, model: str | None, firmware: str | None,
+        battery_pct: float | None, manufacturing_id: str | None,
+    ) -> None:
+        db.execute(
+            "INSERT INTO devices (device_id, source, model, firmware, battery_pct, manufacturing_id,"
+            " first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (device_id) DO UPDATE SET"
+            " model = coalesce(excluded.model, model), firmware = coalesce(excluded.firmware, firmware),"
+            " battery_pct = coalesce(excluded.battery_pct, battery_pct),"
+            " manufacturing_id = coalesce(excluded.manufacturing_id, manufacturing_id),"
+            " last_seen = max(last_seen, excluded.last_seen)",
+            (device_id, source, model, firmware, battery_pct, manufacturing_id, when, when),
+        )
+        if firmware is not None or battery_pct is not None:
             db.execute(
-                "INSERT INTO devices (device_id, source, model, firmware, battery_pct, manufacturing_id,"
-                " first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (device_id) DO UPDATE SET"
-                " model = coalesce(excluded.model, model), firmware = coalesce(excluded.firmware, firmware),"
-                " battery_pct = coalesce(excluded.battery_pct, battery_pct),"
-                " manufacturing_id = coalesce(excluded.manufacturing_id, manufacturing_id),"
-                " last_seen = max(last_seen, excluded.last_seen)",
-                (device_id, source, model, firmware, battery_pct, manufacturing_id, when, when),
+                "INSERT INTO device_history (device_id, seen_at, firmware, battery_pct) VALUES (?, ?, ?, ?)",
+                (device_id, when, firmware, battery_pct),
             )
-            if firmware is not None or battery_pct is not None:
-                db.execute(
-                    "INSERT INTO device_history (device_id, seen_at, firmware, battery_pct) VALUES (?, ?, ?, ?)",
-                    (device_id, when, firmware, battery_pct),
-                )
-        device = self.device(device_id)
-        assert device is not None
-        return device
 
     def device(self, device_id: str) -> DeviceState | None:
         row = self._db.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE device_id = ?", (device_id,)).fetchone()

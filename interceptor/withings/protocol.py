@@ -409,7 +409,7 @@ def clock_transition(zone: ZoneInfo, now: datetime, horizon: timedelta = timedel
     """Find the next change of UTC offset within `horizon`; `dst` and `ngoff` are 0 when there is none,
     as in the 2013 reply for a zone whose next change the server did not announce."""
     current = _offset_seconds(zone, now)
-    step = timedelta(hours=6)
+    step = timedelta(days=1)  # offsets never change twice within a day in the tz database
     low = now
     while low - now < horizon:
         high = low + step
@@ -433,7 +433,7 @@ def session_new_reply(
     locale: str,
     gravity_m_s2: float,
     now: datetime,
-    zone: ZoneInfo,
+    transition: ClockTransition,
     ind_extra: dict[str, int] | None = None,
 ) -> bytes:
     """The `session new` reply, shaped like the 2013 captures, and never with `syp.blc`: the scale is
@@ -445,7 +445,7 @@ def session_new_reply(
         "sp": {"users": [user.as_json() for user in users]},
         "ind": ind,
         "syp": {"utc": int(now.timestamp())},
-        "ctp": clock_transition(zone, now).as_json(),
+        "ctp": transition.as_json(),
     }
     return status_reply(STATUS_OK, body)
 

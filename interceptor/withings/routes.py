@@ -12,7 +12,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
@@ -69,6 +69,20 @@ class WithingsCloud:
         self.request_log = request_log
         self.clock = clock
         self.sessions: OrderedDict[str, Session] = OrderedDict()
+        self._transition: tuple[protocol.ClockTransition, datetime] | None = None
+        self._user_created: dict[str, int] = {}
+
+    def clock_transition(self, now: datetime) -> protocol.ClockTransition:
+        """Recomputed hourly, and at once when the announced change has passed."""
+        if self._transition is not None:
+            transition, computed = self._transition
+            if computed <= now < computed + timedelta(hours=1) and (
+                transition.next_change == 0 or now.timestamp() < transition.next_change
+            ):
+                return transition
+        transition = protocol.clock_transition(self.config.household.zone, now)
+        self._transition = (transition, now)
+        return transition
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -188,7 +202,7 @@ class WithingsCloud:
             locale=self.config.household.locale,
             gravity_m_s2=self.config.household.gravity_m_s2,
             now=now,
-            zone=self.config.household.zone,
+            transition=self.clock_transition(now),
             ind_extra=self.config.withings.ind_extra,
         )
         log.info("session opened for %s (firmware %s, battery %s%%)", opened.mac, opened.firmware,
@@ -198,7 +212,9 @@ class WithingsCloud:
     def _scale_users(self, now: datetime) -> list[protocol.ScaleUser]:
         users = []
         for person in self.config.users:
-            created = self.pipeline.journal.meta(f"withings.user_created.{person.slug}", str(int(now.timestamp())))
+            if person.slug not in self._user_created:  # `cr`: when this server first offered the person
+                key = f"withings.user_created.{person.slug}"
+                self._user_created[person.slug] = int(self.pipeline.journal.meta(key, str(int(now.timestamp()))))
             users.append(protocol.ScaleUser(
                 id=withings_user_id(person),
                 short_name=person.short_name,
@@ -207,7 +223,7 @@ class WithingsCloud:
                 age_years=protocol.age_in_years(person.birth_date, now),
                 sex=0 if person.sex == "male" else 1,
                 fm=self.config.withings.fm,
-                created=int(created),
+                created=self._user_created[person.slug],
             ))
         return users
 
@@ -221,7 +237,6 @@ class WithingsCloud:
         for warning in store.warnings:
             log.warning("measure from %s: %s", device, warning)
         stored = self.pipeline.ingest_many(readings)
-        self.pipeline.journal.record_device(device_id=device, source=SOURCE, seen_at=now)
         outcome.detail = f"measurements {[measurement.id for measurement in stored]}"
         return _reply(protocol.status_reply(body={"updatetime": int(now.timestamp())}))
 
@@ -238,7 +253,6 @@ class WithingsCloud:
             for group in groups
         ]
         stored = self.pipeline.ingest_many(readings)
-        self.pipeline.journal.record_device(device_id=device, source=SOURCE, seen_at=now)
         outcome.detail = f"measurements {[measurement.id for measurement in stored]}"
         return _reply(protocol.status_reply())
 

@@ -55,7 +55,8 @@ def test_filters_and_latest_weight(journal: Journal) -> None:
 def test_device_state_keeps_the_last_known_values_and_history(journal: Journal) -> None:
     journal.record_device(device_id="d", source="withings", seen_at=T0, firmware="200", battery_pct=69,
                           manufacturing_id="262151")
-    state = journal.record_device(device_id="d", source="withings", seen_at=T0 + timedelta(hours=1))
+    journal.record_device(device_id="d", source="withings", seen_at=T0 + timedelta(hours=1))
+    state = journal.device("d")
     assert (state.firmware, state.battery_pct, state.manufacturing_id) == ("200", 69, "262151")
     assert state.first_seen == T0 and state.last_seen == T0 + timedelta(hours=1)
     journal.record_device(device_id="d", source="withings", seen_at=T0 + timedelta(days=1), battery_pct=41)

@@ -81,7 +81,8 @@ def test_session_reply_has_the_shape_of_the_real_ws50_reply() -> None:
     user = protocol.ScaleUser(2507298, "FED", 86.812, 2.0, 21.3, 0, 3, 1385155190)
     raw = protocol.session_new_reply(
         "4079-f5f75535-2f5ea8eb", [user], locale="fr_FR", gravity_m_s2=9.8113,
-        now=datetime.fromtimestamp(1387281600, UTC), zone=ZoneInfo("Europe/Paris"),
+        now=datetime.fromtimestamp(1387281600, UTC),
+        transition=protocol.clock_transition(ZoneInfo("Europe/Paris"), datetime.fromtimestamp(1387281600, UTC)),
     )
     assert _shape(json.loads(raw)) == _shape(_reference_reply())
     # The whole reply equals the real one, field for field, given the same household and clock.
@@ -90,7 +91,8 @@ def test_session_reply_has_the_shape_of_the_real_ws50_reply() -> None:
 
 def test_session_reply_never_offers_firmware_and_escapes_slashes() -> None:
     raw = protocol.session_new_reply(
-        "1-a-b", [], locale="en_GB/x", gravity_m_s2=9.7918, now=NOW, zone=ZoneInfo("UTC"))
+        "1-a-b", [], locale="en_GB/x", gravity_m_s2=9.7918, now=NOW,
+        transition=protocol.clock_transition(ZoneInfo("UTC"), NOW))
     assert b"blc" not in raw
     assert b"en_GB\\/x" in raw and b"en_GB/x" not in raw
     assert json.loads(raw)["body"]["ind"]["lg"] == "en_GB/x"
