@@ -9,13 +9,14 @@ raw 63 %, so 75 is allowed for the xiaomi-formula methods (body-composition.md Â
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from interceptor.composition import Composition, Options, PROPOSED_METRIC_UNITS, Profile, compose
+from interceptor.composition import PROPOSED_METRIC_UNITS, Composition, Options, Profile, compose
 from interceptor.composition.core import BMI_RANGE, IMPEDANCE_RANGE_OHM
 from interceptor.model import METRIC_UNITS
 
@@ -70,6 +71,15 @@ def fat(readings: dict[str, float], profile: Profile, **kwargs: Any) -> float | 
     return None if metric is None else metric.value
 
 
+def assert_fat_rises(readings: Callable[[float], dict[str, float]], x1: float, x2: float, profile: Profile,
+                     **kwargs: Any) -> None:
+    """Fat at the larger of x1, x2 is not below fat at the smaller (where both are shown)."""
+    small, large = sorted((x1, x2))
+    fat_small, fat_large = fat(readings(small), profile, **kwargs), fat(readings(large), profile, **kwargs)
+    if fat_small is not None and fat_large is not None:
+        assert fat_large >= fat_small - 1e-9
+
+
 @SETTINGS
 @given(sexes, ages, heights, weights, impedances, st.sampled_from(["holtek", "legacy"]))
 def test_xiaomi_is_physical(sex: str, age: float, height: float, weight: float, z: float, visceral: str) -> None:
@@ -93,11 +103,7 @@ def test_xiaomi_is_physical(sex: str, age: float, height: float, weight: float, 
 def test_xiaomi_fat_rises_with_impedance(sex: str, age: float, height: float, weight: float, z1: float,
                                          z2: float) -> None:
     profile = Profile(sex, age, height)  # type: ignore[arg-type]
-    low, high = sorted((z1, z2))
-    fat_low = fat({"weight_kg": weight, "impedance_ohm": low}, profile)
-    fat_high = fat({"weight_kg": weight, "impedance_ohm": high}, profile)
-    if fat_low is not None and fat_high is not None:
-        assert fat_high >= fat_low
+    assert_fat_rises(lambda z: {"weight_kg": weight, "impedance_ohm": z}, z1, z2, profile)
 
 
 @SETTINGS
@@ -128,11 +134,7 @@ def test_s400_is_physical(sex: str, age: float, height: float, weight: float, z:
 def test_s400_fat_rises_with_the_weight_packet_impedance(sex: str, age: float, height: float, weight: float,
                                                          z1: float, z2: float) -> None:
     profile = Profile(sex, age, height)  # type: ignore[arg-type]
-    low, high = sorted((z1, z2))
-    fat_low = fat({"weight_kg": weight, "impedance_high_ohm": low}, profile)
-    fat_high = fat({"weight_kg": weight, "impedance_high_ohm": high}, profile)
-    if fat_low is not None and fat_high is not None:
-        assert fat_high >= fat_low
+    assert_fat_rises(lambda z: {"weight_kg": weight, "impedance_high_ohm": z}, z1, z2, profile)
 
 
 literature_options = st.builds(
@@ -165,11 +167,8 @@ def test_literature_fat_rises_with_impedance(sex: str, age: float, height: float
                                              z2: float, equation: str) -> None:
     profile = Profile(sex, age, height)  # type: ignore[arg-type]
     options = Options(ffm_equation=equation)  # type: ignore[arg-type]
-    low, high = sorted((z1, z2))
-    fat_low = fat({"weight_kg": weight, "impedance_ohm": low}, profile, method="literature", options=options)
-    fat_high = fat({"weight_kg": weight, "impedance_ohm": high}, profile, method="literature", options=options)
-    if fat_low is not None and fat_high is not None:
-        assert fat_high >= fat_low - 1e-9
+    assert_fat_rises(lambda z: {"weight_kg": weight, "impedance_ohm": z}, z1, z2, profile, method="literature",
+                     options=options)
 
 
 @SETTINGS
@@ -190,11 +189,7 @@ def test_withings_without_vendor_values_is_physical(sex: str, age: float, height
 def test_deurenberg_fat_rises_with_weight_at_equal_height(sex: str, age: float, height: float, w1: float,
                                                           w2: float) -> None:
     profile = Profile(sex, age, height)  # type: ignore[arg-type]
-    light, heavy = sorted((w1, w2))
-    fat_light = fat({"weight_kg": light}, profile, method="deurenberg")
-    fat_heavy = fat({"weight_kg": heavy}, profile, method="deurenberg")
-    if fat_light is not None and fat_heavy is not None:
-        assert fat_heavy >= fat_light
+    assert_fat_rises(lambda w: {"weight_kg": w}, w1, w2, profile, method="deurenberg")
 
 
 # Fat comes as a % or as a mass (a vendor sending both rounds each; see the unit tests), or not at all.
