@@ -113,7 +113,7 @@ async def run_level(port: int, scales: int, total: int, first_meastime: int) -> 
 
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def measure(port: int, pid: int, total: int, first_meastime: int) -> dict[int, tuple[float, float, float, float]]:

@@ -55,7 +55,8 @@ class Person(_Section):
     @classmethod
     def _slug(cls, value: str) -> str:
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", value):
-            raise ValueError("use 1-32 lower-case letters, digits, '-' or '_', starting with a letter or digit, e.g. 'anna'")
+            raise ValueError("use 1-32 lower-case letters, digits, '-' or '_', starting with a letter or digit, "
+                             "e.g. 'anna'")
         return value
 
     @field_validator("short_name")

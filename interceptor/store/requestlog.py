@@ -1,18 +1,23 @@
 """Every request a device made, with its raw body, for debugging a new firmware or a refused weigh-in.
 
 Kept apart from the journal on purpose: it is a bounded ring (the newest `max_rows` requests, bodies
-capped at `max_body_bytes`), committed without fsync (`synchronous=NORMAL`), so debugging costs the
-durable journal nothing. Secrets are masked by the caller before a body reaches here.
+capped at `max_body_bytes`), committed without fsync (`synchronous=NORMAL`) and in batches (at most
+`flush_after` seconds or `batch_rows` rows late), so debugging costs a scale's reply almost nothing.
+Secrets are masked by the caller before a body reaches here.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from interceptor.model import utc_from_unix
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -47,7 +52,10 @@ class LoggedRequest:
 
 
 class RequestLog:
-    def __init__(self, path: Path, *, max_rows: int = 10_000, max_body_bytes: int = 64 * 1024) -> None:
+    def __init__(
+        self, path: Path, *, max_rows: int = 10_000, max_body_bytes: int = 64 * 1024, batch_rows: int = 64,
+        flush_after: float = 0.1,
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -55,10 +63,36 @@ class RequestLog:
         self._db.executescript(_SCHEMA)
         self.max_rows = max_rows
         self.max_body_bytes = max_body_bytes
-        self._since_prune = 0
+        self.batch_rows = batch_rows
+        self.flush_after = flush_after
+        self._pending: list[tuple] = []
+        self._flush_timer: asyncio.TimerHandle | None = None
 
     def close(self) -> None:
+        self.flush()
         self._db.close()
+
+    def flush(self) -> None:
+        """Write the pending rows in one transaction and trim the ring to `max_rows`."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if not self._pending:
+            return
+        rows, self._pending = self._pending, []
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.executemany(
+                    "INSERT INTO requests (received_at, peer, method, path, http_status, status, outcome, detail,"
+                    " body_size, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                self._db.execute(
+                    "DELETE FROM requests WHERE id <= (SELECT max(id) FROM requests) - ?", (self.max_rows,)
+                )
+        except sqlite3.Error:  # the debug log must never take the server down; the journal is unaffected
+            log.exception("could not write %d rows to the request log", len(rows))
 
     def add(
         self,
@@ -72,22 +106,19 @@ class RequestLog:
         outcome: str,
         detail: str | None,
         body: bytes,
-    ) -> int:
-        cursor = self._db.execute(
-            "INSERT INTO requests (received_at, peer, method, path, http_status, status, outcome, detail,"
-            " body_size, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (received_at.timestamp(), peer, method, path[:512], http_status, status, outcome,
-             detail, len(body), body[: self.max_body_bytes]),
-        )
-        self._since_prune += 1
-        if self._since_prune >= max(1, self.max_rows // 10):
-            self._since_prune = 0
-            self._db.execute(
-                "DELETE FROM requests WHERE id <= (SELECT max(id) FROM requests) - ?", (self.max_rows,)
-            )
-        return int(cursor.lastrowid or 0)
+    ) -> None:
+        self._pending.append((received_at.timestamp(), peer, method, path[:512], http_status, status, outcome,
+                              detail, len(body), body[: self.max_body_bytes]))
+        if len(self._pending) >= self.batch_rows:
+            self.flush()
+        elif self._flush_timer is None:
+            try:
+                self._flush_timer = asyncio.get_running_loop().call_later(self.flush_after, self.flush)
+            except RuntimeError:  # no event loop (a command-line caller): write at once
+                self.flush()
 
     def recent(self, limit: int = 100) -> list[LoggedRequest]:
+        self.flush()
         rows = self._db.execute(
             "SELECT id, received_at, peer, method, path, http_status, status, outcome, detail, body_size, body"
             " FROM requests ORDER BY id DESC LIMIT ?",
