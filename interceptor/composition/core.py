@@ -36,7 +36,10 @@ PROPOSED_METRIC_UNITS: dict[str, str] = {
 # validation uses the same band).
 IMPEDANCE_RANGE_OHM = (200.0, 1500.0)
 
-# Beyond these BMIs no equation here was fitted on anyone like the person (openScale S400 gate).
+# Beyond these BMIs no published equation here was fitted on anyone like the person (openScale's
+# S400 gate). The vendor formulas keep only the lower bound: near BMI 12 a body is starving, so a
+# lower value means the weigh-in is not this person's (a child or a bag on a parent's profile),
+# while people above 60 do use the vendor apps and get numbers from them.
 BMI_RANGE = (12.0, 60.0)
 
 # jdelaire/scale bounds its personal fat offset to ±15 points; a larger gap means a wrong profile
@@ -185,12 +188,14 @@ def impedance_problem(name: str, value: float | None) -> str | None:
     return None
 
 
-def body_problem(weight_kg: float, profile: Profile) -> str | None:
-    """Why no body-composition equation applies to this body, or None."""
+def body_problem(weight_kg: float, profile: Profile, *, vendor: bool = False) -> str | None:
+    """Why no body-composition equation applies to this body, or None (see BMI_RANGE)."""
     value = bmi(weight_kg, profile)
     low, high = BMI_RANGE
-    if not low <= value <= high:
-        return f"BMI {value:.1f} is outside {low:g}–{high:g}, where no composition equation was fitted"
+    if value < low:
+        return f"BMI {value:.1f} is below {low:g}: this weigh-in is unlikely to be this person's"
+    if value > high and not vendor:
+        return f"BMI {value:.1f} is above {high:g}, beyond every published equation's population"
     return None
 
 

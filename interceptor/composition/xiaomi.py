@@ -345,7 +345,7 @@ def input_problem(weight_kg: float, profile: Profile) -> str | None:
         return f"the Zepp formulas take heights up to {MAX_HEIGHT_CM:g} cm"
     if profile.whole_years > MAX_AGE_YEARS:
         return f"the Zepp formulas take ages up to {MAX_AGE_YEARS}"
-    return body_problem(weight_kg, profile)
+    return body_problem(weight_kg, profile, vendor=True)
 
 
 def compose(weight_kg: float, readings: Mapping[str, float], profile: Profile, options: Options) -> Sheet:

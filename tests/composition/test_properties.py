@@ -60,10 +60,9 @@ def assert_physical(composition: Composition, weight: float) -> None:
     assert "bmi" in metrics and "ideal_weight_kg" in metrics
 
 
-def in_domain(profile: Profile, weight: float, max_age: float = 99) -> bool:
-    """Where the xiaomi-formula methods promise a body fat (BMI gate, the canonical port's age bound)."""
-    bmi = weight / profile.height_m**2
-    return BMI_RANGE[0] <= bmi <= BMI_RANGE[1] and profile.age_years < max_age + 1
+def in_domain(profile: Profile, weight: float) -> bool:
+    """Where the xiaomi-formula methods promise a body fat (lowest BMI, the canonical port's age bound)."""
+    return weight / profile.height_m**2 >= BMI_RANGE[0] and profile.whole_years <= 99
 
 
 def fat(readings: dict[str, float], profile: Profile, **kwargs: Any) -> float | None:
