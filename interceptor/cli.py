@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import click
 
 from interceptor import __version__
+from interceptor.composition.cli import compute_command
 from interceptor.config import Config, ConfigError, effective_config, find_config_path, load_config
 from interceptor.dns.cli import dns_group
 from interceptor.model import Measurement
@@ -255,6 +256,7 @@ def config_check() -> None:
 
 
 main.add_command(dns_group)
+main.add_command(compute_command)
 
 if __name__ == "__main__":
     main()
