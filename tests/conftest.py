@@ -131,3 +131,93 @@ def served(config_path: Path, data_dir: Path) -> Iterator[Served]:
     server = start_server(config_path, data_dir)
     yield server
     server.kill()
+
+
+# ---------------------------------------------------------------------------------------------------
+# A real InfluxDB: Debian's influxdb 1.6.7, installed by `scripts/setup.sh --test`.
+
+INFLUXD = Path("/usr/bin/influxd")
+INFLUXD_CONFIG = """
+reporting-enabled = false
+bind-address = "127.0.0.1:{rpc_port}"
+[meta]
+  dir = "{root}/meta"
+[data]
+  dir = "{root}/data"
+  wal-dir = "{root}/wal"
+  query-log-enabled = false
+[monitor]
+  store-enabled = false
+[http]
+  bind-address = "127.0.0.1:{http_port}"
+  log-enabled = false
+  pprof-enabled = false
+"""
+
+
+@dataclass
+class Influx:
+    """A running influxd on loopback; `url` is its HTTP API."""
+
+    process: subprocess.Popen
+    url: str
+    root: Path
+    config_path: Path
+    log_path: Path
+
+    def query(self, statement: str, database: str | None = None) -> dict:
+        import json
+        import urllib.parse
+        import urllib.request
+
+        parameters = {"q": statement, "epoch": "s"}
+        if database:
+            parameters["db"] = database
+        request = urllib.request.Request(f"{self.url}/query", data=urllib.parse.urlencode(parameters).encode())
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def start(self) -> None:
+        """(Re)start on the same port and directories, and wait until /ping answers 204."""
+        import urllib.request
+
+        with self.log_path.open("a") as log:
+            self.process = subprocess.Popen([str(INFLUXD), "-config", str(self.config_path)], stdout=log,
+                                            stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"influxd exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/ping", timeout=0.5) as response:
+                    if response.status == 204:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError("influxd did not answer /ping within 20 s")
+
+
+@pytest.fixture(scope="session")
+def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influx]:
+    """One influxd for the test session, on a free loopback port with its own temporary directories.
+    Missing influxd fails the run loudly: the README's test command installs it."""
+    if not INFLUXD.exists():
+        pytest.fail("influxd is not installed: run ./scripts/setup.sh --test (it installs Debian's influxdb)")
+    root = tmp_path_factory.mktemp("influxd")
+    http_port = free_port()
+    config_path = root / "influxdb.conf"
+    config_path.write_text(INFLUXD_CONFIG.format(root=root, http_port=http_port, rpc_port=free_port()))
+    server = Influx(subprocess.Popen(["true"]), f"http://127.0.0.1:{http_port}", root, config_path,
+                    root / "influxd.log")
+    server.start()
+    yield server
+    server.stop()
