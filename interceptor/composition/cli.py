@@ -8,7 +8,7 @@ arguments prints one line and exits 2, whether the command runs on its own
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -28,7 +28,7 @@ class _OneLineErrors(click.Command):
             _fail(error.format_message())
 
 
-def _fail(message: str) -> Any:
+def _fail(message: str) -> NoReturn:
     click.echo(f"interceptor compute: {message}", err=True)
     raise click.exceptions.Exit(EXIT_USAGE)
 
