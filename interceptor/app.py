@@ -5,14 +5,23 @@ Kept apart from `serve` so tests and `replay` can run the very same application 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
 from aiohttp import web
 
 from interceptor.config import Config
 from interceptor.pipeline import Pipeline
+from interceptor.store.delivery import INFLUX, Delivery
+from interceptor.store.influx import SinkError, make_writer
 from interceptor.store.journal import Journal
 from interceptor.store.requestlog import RequestLog
 from interceptor.withings.protocol import MAX_BODY_BYTES
 from interceptor.withings.routes import Clock, WithingsCloud, _utc_now
+
+log = logging.getLogger(__name__)
 
 JOURNAL = web.AppKey("journal", Journal)
 REQUEST_LOG = web.AppKey("request_log", RequestLog)
@@ -31,7 +40,7 @@ async def _like_the_real_server(request: web.BaseRequest, response: web.StreamRe
 
 
 def create_app(config: Config, *, clock: Clock = _utc_now) -> web.Application:
-    journal = Journal(config.data_dir / "journal.sqlite")
+    journal = Journal(config.data_dir / "journal.sqlite", sinks=(INFLUX,) if config.influx.enabled else ())
     request_log = RequestLog(config.data_dir / "requests.sqlite")
     pipeline = Pipeline(journal, config)
     cloud = WithingsCloud(config, pipeline, request_log, clock)
@@ -47,4 +56,33 @@ def create_app(config: Config, *, clock: Clock = _utc_now) -> web.Application:
         request_log.close()
 
     app.on_cleanup.append(close_stores)
+    if config.influx.enabled:
+        app.cleanup_ctx.append(_influx_delivery(config, journal))
     return app
+
+
+def _influx_delivery(config: Config, journal: Journal) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Runs the InfluxDB outbox for as long as the application runs; says once, clearly, if InfluxDB
+    cannot be used, and keeps every weigh-in in the outbox until it can."""
+
+    async def context(_: web.Application) -> AsyncIterator[None]:
+        writer = make_writer(config.influx)
+        delivery = Delivery(journal, writer, batch_size=config.influx.batch_size)
+        journal.listeners.append(delivery.wake)
+
+        async def probe_then_run() -> None:
+            try:
+                await writer.probe()
+                log.info("InfluxDB at %s is ready (%s dialect)", config.influx.url, config.influx.dialect)
+            except SinkError as error:
+                log.error("%s (weigh-ins are kept and sent once it works)", error)
+            await delivery.run()
+
+        task = asyncio.create_task(probe_then_run(), name="influx-delivery")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await writer.close()
+
+    return context

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from interceptor.dns.settings import DnsSettings
 
@@ -119,6 +119,45 @@ class WithingsSettings(_Section):
     )
 
 
+class InfluxSettings(_Section):
+    """Where the InfluxDB sink writes. Empty `url` means no InfluxDB: the journal alone keeps everything."""
+
+    url: str | None = Field(default=None, description="e.g. 'http://127.0.0.1:8086'")
+    dialect: Literal["v1", "v2"] = Field(
+        default="v1", description="v1: /write + InfluxQL (InfluxDB 1.x, the Home Assistant add-on); "
+        "v2: influxdb-client (InfluxDB 2.x, 3.x, 1.8+)",
+    )
+    database: str = Field(default="scales", min_length=1, description="v1: the database")
+    retention_policy: str | None = Field(default=None, description="v1: the retention policy (default: the database's)")
+    username: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = Field(default=None, description="v2: API token (1.8: 'user:password')")
+    org: str | None = Field(default=None, description="v2: organisation ('-' on 1.8)")
+    bucket: str | None = Field(default=None, description="v2: bucket ('database/retention' on 1.8)")
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+            raise ValueError(f"'{value}' is not an http(s) URL; write e.g. 'http://127.0.0.1:8086'")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _dialect_needs(self) -> InfluxSettings:
+        if self.url and self.dialect == "v2":
+            missing = [name for name in ("token", "org", "bucket") if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"dialect 'v2' needs {', '.join(missing)}; for InfluxDB 1.8 use token = "
+                                 "'user:password', org = '-', bucket = 'database/retention'")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.url is not None
+
+
 class DeviceSettings(_Section):
     model: str | None = Field(default=None, description="what to call it, e.g. 'WS-50'")
     name: str | None = None
@@ -131,6 +170,7 @@ class Config(_Section):
     http: HttpSettings = Field(default_factory=HttpSettings)
     dns: DnsSettings = Field(default_factory=DnsSettings)
     withings: WithingsSettings = Field(default_factory=WithingsSettings)
+    influx: InfluxSettings = Field(default_factory=InfluxSettings)
     devices: dict[str, DeviceSettings] = Field(default_factory=dict, description="keyed by MAC address")
 
     @field_validator("devices")

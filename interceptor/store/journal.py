@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from interceptor.model import DeviceState, Measurement, Metric, Reading, utc_from_unix
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS measurements (
@@ -59,6 +60,18 @@ CREATE TABLE IF NOT EXISTS device_history (
     battery_pct REAL
 );
 CREATE INDEX IF NOT EXISTS device_history_by_device ON device_history (device_id, seen_at);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    sink TEXT NOT NULL,
+    item TEXT NOT NULL,
+    item_id INTEGER NOT NULL,
+    enqueued_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL DEFAULT 0,
+    last_error TEXT,
+    retract TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_by_sink ON outbox (sink, id);
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -81,6 +94,34 @@ class NewMeasurement:
 
 
 @dataclass(frozen=True)
+class OutboxItem:
+    """One delivery owed to a sink: a measurement or a device-history row, by id.
+
+    The sink renders the item from the journal when it delivers, so it always sends the current
+    version; `retract` names the tags of a point to remove first (a weigh-in moved to another person).
+    """
+
+    id: int
+    item: str  # "measurement" | "device"
+    item_id: int
+    attempts: int
+    retract: dict[str, str] | None
+
+
+@dataclass(frozen=True)
+class DeviceReport:
+    """One row of device history with the device's identity, for the `device` InfluxDB measurement."""
+
+    id: int
+    device_id: str
+    source: str
+    model: str | None
+    seen_at: datetime
+    firmware: str | None
+    battery_pct: float | None
+
+
+@dataclass(frozen=True)
 class Stored:
     measurement: Measurement
     created: bool  # False when the identity was already in the journal (a re-sent weigh-in)
@@ -93,8 +134,13 @@ def _dumps(value: object) -> str:
 class Journal:
     """One connection, used from the event loop thread only (no threads for I/O, DESIGN.md)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, sinks: tuple[str, ...] = ()) -> None:
+        """`sinks` are the names of the sinks configured now: each new item is queued for each of them."""
         self.path = path
+        self.sinks = sinks
+        # Called after a commit that queued items for sinks, so deliveries start at once.
+        self.listeners: list[Callable[[], None]] = []
+        self._queued = False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
@@ -124,8 +170,13 @@ class Journal:
             yield self._db
         except BaseException:
             self._db.execute("ROLLBACK")
+            self._queued = False
             raise
         self._db.execute("COMMIT")
+        if self._queued:
+            self._queued = False
+            for listener in self.listeners:
+                listener()
 
     # -- measurements ---------------------------------------------------------------------------
 
@@ -150,6 +201,8 @@ class Journal:
                     ),
                 )
                 created = cursor.rowcount == 1
+                if created:
+                    self._enqueue(db, "measurement", int(cursor.lastrowid or 0))
                 self._upsert_device(db, reading.device_id, reading.source, reading.received_at.timestamp(),
                                     reading.device_model, None, None, None)
                 row = db.execute(f"SELECT {_COLUMNS} FROM measurements WHERE identity = ?", (reading.identity,))
@@ -217,8 +270,18 @@ class Journal:
         finally:
             self._db.execute("PRAGMA synchronous=FULL")
 
-    @staticmethod
+    def device_reports(self, ids: list[int]) -> dict[int, DeviceReport]:
+        marks = ",".join("?" * len(ids))
+        rows = self._db.execute(
+            "SELECT h.id, h.device_id, d.source, d.model, h.seen_at, h.firmware, h.battery_pct"
+            f" FROM device_history h JOIN devices d USING (device_id) WHERE h.id IN ({marks})",
+            ids,
+        ).fetchall()
+        return {row[0]: DeviceReport(row[0], row[1], row[2], row[3], utc_from_unix(row[4]), row[5], row[6])
+                for row in rows}
+
     def _upsert_device(
+        self,
         db: sqlite3.Connection, device_id: str, source: str, when: float, model: str | None, firmware: str | None,
         battery_pct: float | None, manufacturing_id: str | None,
     ) -> None:
@@ -233,9 +296,20 @@ class Journal:
             (device_id, source, model, firmware, battery_pct, manufacturing_id, when, when),
         )
         if firmware is not None or battery_pct is not None:
-            db.execute(
+            cursor = db.execute(
                 "INSERT INTO device_history (device_id, seen_at, firmware, battery_pct) VALUES (?, ?, ?, ?)",
                 (device_id, when, firmware, battery_pct),
+            )
+            self._enqueue(db, "device", int(cursor.lastrowid or 0))
+
+    def _enqueue(self, db: sqlite3.Connection, item: str, item_id: int, sinks: tuple[str, ...] | None = None,
+                 retract: dict[str, str] | None = None) -> None:
+        now = time.time()
+        for sink in self.sinks if sinks is None else sinks:
+            self._queued = True
+            db.execute(
+                "INSERT INTO outbox (sink, item, item_id, enqueued_at, retract) VALUES (?, ?, ?, ?, ?)",
+                (sink, item, item_id, now, _dumps(retract) if retract else None),
             )
 
     def device(self, device_id: str) -> DeviceState | None:
@@ -245,6 +319,59 @@ class Journal:
     def devices(self) -> list[DeviceState]:
         rows = self._db.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices ORDER BY last_seen DESC").fetchall()
         return [_device(row) for row in rows]
+
+    def measurements_by_id(self, ids: list[int]) -> dict[int, Measurement]:
+        marks = ",".join("?" * len(ids))
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM measurements WHERE id IN ({marks})", ids).fetchall()
+        return {row[0]: _measurement(row) for row in rows}
+
+    # -- outbox: what each sink still owes ----------------------------------------------------
+
+    def outbox_due(self, sink: str, limit: int, now: float) -> list[OutboxItem]:
+        """The oldest items in order; empty while the oldest one waits for its retry time, so a sink
+        delivers in journal order and a failed batch is retried before anything newer."""
+        rows = self._db.execute(
+            "SELECT id, item, item_id, attempts, retract, next_attempt FROM outbox WHERE sink = ?"
+            " ORDER BY id LIMIT ?",
+            (sink, limit),
+        ).fetchall()
+        if not rows or rows[0][5] > now:
+            return []
+        return [OutboxItem(row[0], row[1], row[2], row[3], json.loads(row[4]) if row[4] else None)
+                for row in rows]
+
+    def outbox_delivered(self, ids: list[int]) -> None:
+        with self._transaction() as db:
+            db.executemany("DELETE FROM outbox WHERE id = ?", [(identifier,) for identifier in ids])
+
+    def outbox_failed(self, ids: list[int], error: str, next_attempt: float) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE id = ?",
+                [(next_attempt, error[:500], identifier) for identifier in ids],
+            )
+
+    def outbox_size(self, sink: str) -> int:
+        return int(self._db.execute("SELECT count(*) FROM outbox WHERE sink = ?", (sink,)).fetchone()[0])
+
+    def outbox_next_attempt(self, sink: str) -> float | None:
+        row = self._db.execute("SELECT next_attempt FROM outbox WHERE sink = ? ORDER BY id LIMIT 1", (sink,))
+        first = row.fetchone()
+        return None if first is None else float(first[0])
+
+    def enqueue_everything(self, sink: str, since: datetime | None = None) -> int:
+        """Queue every measurement and device report (since a date) again: rebuilds a sink."""
+        start = since.timestamp() if since else 0.0
+        with self._transaction() as db:
+            measurement_ids = [row[0] for row in db.execute(
+                "SELECT id FROM measurements WHERE taken_at >= ? ORDER BY taken_at, id", (start,))]
+            device_ids = [row[0] for row in db.execute(
+                "SELECT id FROM device_history WHERE seen_at >= ? ORDER BY seen_at, id", (start,))]
+            for identifier in measurement_ids:
+                self._enqueue(db, "measurement", identifier, (sink,))
+            for identifier in device_ids:
+                self._enqueue(db, "device", identifier, (sink,))
+        return len(measurement_ids) + len(device_ids)
 
     # -- small durable facts --------------------------------------------------------------------
 

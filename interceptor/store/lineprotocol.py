@@ -1,0 +1,98 @@
+"""Journal items → InfluxDB line protocol, sans-I/O, following docs/schema.md.
+
+Escaping per the InfluxDB line-protocol reference: measurement names escape commas and spaces; tag
+keys, tag values and field keys escape commas, equals signs and spaces; string field values escape
+double quotes and backslashes. Every numeric field is a float so a field never changes type.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from interceptor.model import Measurement
+from interceptor.store.journal import DeviceReport
+
+UNASSIGNED = "unassigned"
+UNKNOWN_MODEL = "unknown"
+NO_METHOD = "none"
+# Metrics that are pure anthropometry: they never decide the `method` tag of a point.
+ANTHROPOMETRIC = "anthropometric"
+
+
+def _escape_key(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+def _escape_measurement(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
+
+
+def _string_field(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _tag_value(text: str) -> str:
+    # An empty tag value is not allowed in line protocol; newlines would end the point.
+    cleaned = text.replace("\n", " ").replace("\r", " ").strip()
+    return _escape_key(cleaned or UNKNOWN_MODEL)
+
+
+def line(measurement: str, tags: Mapping[str, str], fields: Mapping[str, float | str], timestamp_s: int) -> str:
+    """One point; tags sorted (InfluxDB's recommendation for write speed), non-finite floats dropped."""
+    tag_text = "".join(f",{_escape_key(key)}={_tag_value(value)}" for key, value in sorted(tags.items()))
+    parts = []
+    for key, value in fields.items():
+        if isinstance(value, str):
+            parts.append(f"{_escape_key(key)}={_string_field(value)}")
+        elif math.isfinite(value):
+            parts.append(f"{_escape_key(key)}={float(value)!r}")
+    if not parts:
+        raise ValueError(f"a {measurement} point needs at least one finite field")
+    return f"{_escape_measurement(measurement)}{tag_text} {','.join(parts)} {timestamp_s}"
+
+
+def composition_method(measurement: Measurement) -> str:
+    """The method of the point's body-composition metrics: body fat's if there is one, else the first
+    non-anthropometric metric's, else `anthropometric` when only BMI and friends were computed."""
+    metrics = measurement.metrics
+    if "body_fat_pct" in metrics:
+        return metrics["body_fat_pct"].method
+    for metric in metrics.values():
+        if metric.confidence != ANTHROPOMETRIC:
+            return metric.method
+    return ANTHROPOMETRIC if metrics else NO_METHOD
+
+
+def measurement_tags(measurement: Measurement) -> dict[str, str]:
+    tags = {
+        "device": measurement.device_id,
+        "model": measurement.device_model or UNKNOWN_MODEL,
+        "source": measurement.source,
+    }
+    if measurement.kind == "body":
+        tags["user"] = measurement.user or UNASSIGNED
+        tags["method"] = composition_method(measurement)
+    return tags
+
+
+def measurement_line(measurement: Measurement) -> str | None:
+    """`body` or `environment` point; None when the measurement carries no numeric value at all."""
+    fields: dict[str, float | str] = dict(measurement.readings)
+    if measurement.kind == "body":
+        fields.update({name: metric.value for name, metric in measurement.metrics.items()})
+    if not fields:
+        return None
+    return line(measurement.kind, measurement_tags(measurement), fields, int(measurement.taken_at.timestamp()))
+
+
+def device_line(report: DeviceReport) -> str | None:
+    fields: dict[str, float | str] = {}
+    if report.battery_pct is not None:
+        fields["battery_pct"] = float(report.battery_pct)
+    if report.firmware is not None:
+        fields["firmware"] = report.firmware
+    if not fields:
+        return None
+    tags = {"device": report.device_id, "model": report.model or UNKNOWN_MODEL, "source": report.source}
+    return line("device", tags, fields, int(report.seen_at.timestamp()))
