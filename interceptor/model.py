@@ -126,6 +126,7 @@ class Measurement(BaseModel):
     received_at: datetime
     readings: dict[str, float]
     metrics: dict[str, Metric]
+    refusals: dict[str, str] = Field(default_factory=dict)  # metric → why it was left out
     raw: dict[str, float] = Field(default_factory=dict)
 
     def as_json(self) -> dict[str, object]:
@@ -141,6 +142,7 @@ class Measurement(BaseModel):
             "user": self.user,
             "readings": dict(self.readings),
             "metrics": {name: metric.model_dump() for name, metric in self.metrics.items()},
+            "refusals": dict(self.refusals),
             "raw": dict(self.raw),
         }
 

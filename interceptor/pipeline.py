@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from interceptor.config import Config
+from interceptor.composition import Profile, compose
+from interceptor.config import Config, Person
 from interceptor.model import METRIC_UNITS, Measurement, Metric, Reading
 from interceptor.store.journal import Journal, NewMeasurement
-from interceptor.users import assign_user
+from interceptor.users import age_in_years, assign_user
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,24 @@ def vendor_metrics(reading: Reading) -> dict[str, Metric]:
     }
 
 
+def composition_for(reading: Reading, person: Person | None) -> tuple[dict[str, Metric], dict[str, str]]:
+    """Metrics and the reasons for the ones left out. Composition needs a person (sex, age at the
+    weigh-in, height) and a weight; without them only the vendor's own values are kept."""
+    if reading.kind != "body":
+        return {}, {}
+    if person is None:
+        return vendor_metrics(reading), {"composition": "nobody is assigned to this weigh-in"}
+    if "weight_kg" not in reading.values:
+        return vendor_metrics(reading), {"composition": "the scale sent no weight with this reading"}
+    profile = Profile(sex=person.sex, age_years=age_in_years(person.birth_date, reading.taken_at),
+                      height_cm=person.height_cm)
+    try:
+        composition = compose(reading.values, profile, vendor_metrics=reading.vendor_metrics or None)
+    except ValueError as error:  # a reading the formulas cannot take: keep it, say why
+        return vendor_metrics(reading), {"composition": str(error)}
+    return composition.metrics, composition.refusals
+
+
 class Pipeline:
     def __init__(self, journal: Journal, config: Config) -> None:
         self.journal = journal
@@ -36,15 +55,11 @@ class Pipeline:
 
     def ingest_many(self, readings: Sequence[Reading]) -> list[Measurement]:
         """Durable on return, all or nothing; a re-sent weigh-in returns the stored measurement."""
-        items = [
-            NewMeasurement(
-                reading=reading,
-                user=assign_user(reading, self.config.users),
-                metrics=vendor_metrics(reading),
-                refusals={},
-            )
-            for reading in readings
-        ]
+        items = []
+        for reading in readings:
+            user = assign_user(reading, self.config.users)
+            metrics, refusals = composition_for(reading, self.config.person(user) if user else None)
+            items.append(NewMeasurement(reading=reading, user=user, metrics=metrics, refusals=refusals))
         stored = self.journal.insert(items)
         for result in stored:
             measurement = result.measurement

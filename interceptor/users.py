@@ -9,9 +9,16 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from datetime import UTC, date, datetime
 
 from interceptor.config import Person
 from interceptor.model import Reading
+
+
+def age_in_years(birth: date, at: datetime) -> float:
+    """Decimal age at a moment: what the scale shows as `agt` (21.3) and the formulas take as age."""
+    born = datetime(birth.year, birth.month, birth.day, tzinfo=UTC)
+    return (at - born).total_seconds() / (365.2425 * 86400)
 
 
 def withings_user_id(person: Person) -> int:

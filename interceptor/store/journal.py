@@ -383,14 +383,15 @@ class Journal:
 
 
 _COLUMNS = (
-    "id, identity, kind, source, device_id, device_model, user, taken_at, received_at, readings, metrics, raw"
+    "id, identity, kind, source, device_id, device_model, user, taken_at, received_at, readings, metrics,"
+    " refusals, raw"
 )
 _DEVICE_COLUMNS = "device_id, source, model, firmware, battery_pct, manufacturing_id, first_seen, last_seen"
 
 
 def _measurement(row: tuple) -> Measurement:
     (identifier, identity, kind, source, device_id, device_model, user, taken_at, received_at,
-     readings, metrics, raw) = row
+     readings, metrics, refusals, raw) = row
     return Measurement(
         id=identifier,
         identity=identity,
@@ -403,6 +404,7 @@ def _measurement(row: tuple) -> Measurement:
         received_at=utc_from_unix(received_at),
         readings=json.loads(readings),
         metrics={name: Metric(**value) for name, value in json.loads(metrics).items()},
+        refusals=json.loads(refusals),
         raw=json.loads(raw),
     )
 

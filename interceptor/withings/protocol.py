@@ -11,7 +11,7 @@ import json
 import math
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
@@ -380,12 +380,6 @@ class ScaleUser:
             "cr": self.created,
             "att": 0,
         }
-
-
-def age_in_years(birth: date, at: datetime) -> float:
-    """Decimal age, as `agt` carries it (21.3, 42.1)."""
-    born = datetime(birth.year, birth.month, birth.day, tzinfo=UTC)
-    return (at - born).total_seconds() / (365.2425 * 86400)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from interceptor.config import Config
 from interceptor.model import Reading
 from interceptor.pipeline import Pipeline
 from interceptor.store.requestlog import RequestLog
-from interceptor.users import withings_user_id
+from interceptor.users import age_in_years, withings_user_id
 from interceptor.withings import protocol
 from interceptor.withings.protocol import ProtocolError
 
@@ -220,7 +220,7 @@ class WithingsCloud:
                 short_name=person.short_name,
                 weight_kg=self.pipeline.journal.latest_weight(person.slug) or 0.0,
                 height_m=person.height_cm / 100,
-                age_years=protocol.age_in_years(person.birth_date, now),
+                age_years=age_in_years(person.birth_date, now),
                 sex=0 if person.sex == "male" else 1,
                 fm=self.config.withings.fm,
                 created=self._user_created[person.slug],

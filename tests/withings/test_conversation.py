@@ -83,7 +83,12 @@ def test_a_wbs01_weigh_in_is_stored_for_the_right_person_with_the_real_framing(s
     assert stored["readings"] == {"weight_kg": pytest.approx(86.812)}
     assert stored["device_id"] == SCALE.mac and stored["device_model"] == "WS-50"
     assert stored["taken_at"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(meastime))
-    assert stored["source"] == "withings" and stored["metrics"] == {}
+    assert stored["source"] == "withings"
+    # Weight alone: anthropometric metrics for Fred (2.00 m), each with its method; the rest refused.
+    assert stored["metrics"]["bmi"] == {"value": pytest.approx(86.812 / 4), "unit": "kg/m²", "method": "bmi",
+                                        "confidence": "anthropometric"}
+    assert stored["metrics"]["bmr_kcal"]["method"] == "mifflin1990"
+    assert "body_fat_pct" not in stored["metrics"] and "impedance" in stored["refusals"]["body_fat_pct"]
 
     devices = json.loads(served.cli("devices", "list", "--format", "json").stdout)
     assert devices[0] | {"first_seen": None, "last_seen": None} == {
@@ -124,6 +129,9 @@ def test_ws50_groups_heart_rate_type16_and_environment(served: Served) -> None:
     assert first["readings"] == {"weight_kg": pytest.approx(84.683), "withings_type16": 559, "heart_rate_bpm": 111}
     assert second["readings"] == {"withings_type16": 562} and second["raw"] == {"withings_type_150": 7}
     assert first["user"] == second["user"] == "fra"
+    # Type 16 is kept raw; fat comes from a literature equation on BMI, labelled as such.
+    assert first["metrics"]["body_fat_pct"]["confidence"] == "literature"
+    assert second["metrics"] == {} and "no weight" in second["refusals"]["composition"]
     (env,) = measurements(served, "--kind", "environment")
     assert env["readings"] == {"temperature_c": pytest.approx(20.2), "co2_ppm": 655}
 

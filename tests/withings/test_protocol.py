@@ -117,13 +117,6 @@ def test_once_and_session_ids_have_the_captured_shapes() -> None:
     assert protocol.status_reply(body={"once": "00d0177b-1360777c"}) == reply.strip()
 
 
-def test_age_is_decimal_years() -> None:
-    from datetime import date
-
-    age = protocol.age_in_years(date(1992, 8, 15), datetime(2013, 12, 17, tzinfo=UTC))
-    assert age == pytest.approx(21.34, abs=0.01)
-
-
 def _store(measures: list, meastime: int = 1387053012) -> dict[str, str]:
     return {"action": "store", "sessionid": "x", "meastime": str(meastime),
             "measures": json.dumps({"measures": measures})}
