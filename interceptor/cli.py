@@ -239,6 +239,65 @@ def list_devices(output: str) -> None:
                else "no devices yet")
 
 
+@main.command()
+@common_options
+def doctor() -> None:
+    """Check config, journal, ports, the DNS answer for the scale, and InfluxDB; say what to fix."""
+    from interceptor.doctor import run_checks
+
+    config = load()
+    click.echo(f"ok    config: {len(config.users)} user(s), timezone {config.household.timezone}")
+    checks = asyncio.run(run_checks(config))
+    for check in checks:
+        click.echo(check.line())
+    if not all(check.ok for check in checks):
+        raise SystemExit(1)
+
+
+@main.group()
+def sync() -> None:
+    """Re-send the journal to a sink."""
+
+
+@sync.command("influx")
+@common_options
+@click.option("--since", help="only weigh-ins from this date (YYYY-MM-DD); default: everything")
+def sync_influx(since: str | None) -> None:
+    """Rebuild InfluxDB from the journal (idempotent: existing points are overwritten, not doubled)."""
+    from interceptor.store.delivery import INFLUX, Delivery
+    from interceptor.store.influx import make_writer
+
+    config = load()
+    if not config.influx.enabled:
+        raise UserError("no InfluxDB configured: set [influx] url (and database, or token/org/bucket for v2)")
+    journal = open_journal(config)
+    queued = journal.enqueue_everything(INFLUX, _parse_since(since, config))
+
+    async def deliver() -> tuple[int, str | None]:
+        writer = make_writer(config.influx)
+        delivery = Delivery(journal, writer, batch_size=config.influx.batch_size)
+        settled = 0
+        try:
+            with click.progressbar(length=journal.outbox_size(INFLUX), label="sending to InfluxDB",
+                                   file=sys.stderr) as bar:
+                while (count := await delivery.deliver_once()) is not None:
+                    if count == 0:
+                        return settled, delivery.last_error
+                    settled += count
+                    bar.update(count)
+        finally:
+            await writer.close()
+        return settled, None
+
+    try:
+        settled, error = asyncio.run(deliver())
+    finally:
+        journal.close()
+    if error is not None:
+        raise UserError(f"{error}; {queued - settled} item(s) stay queued and `interceptor serve` will send them")
+    click.echo(f"sent {settled} item(s) to InfluxDB at {config.influx.url}", err=True)
+
+
 @main.group("config")
 def config_group() -> None:
     """Inspect the configuration."""

@@ -363,6 +363,7 @@ class Journal:
         """Queue every measurement and device report (since a date) again: rebuilds a sink."""
         start = since.timestamp() if since else 0.0
         with self._transaction() as db:
+            db.execute("UPDATE outbox SET next_attempt = 0 WHERE sink = ?", (sink,))  # asked for now: no backoff
             measurement_ids = [row[0] for row in db.execute(
                 "SELECT id FROM measurements WHERE taken_at >= ? ORDER BY taken_at, id", (start,))]
             device_ids = [row[0] for row in db.execute(
