@@ -1,8 +1,10 @@
 """Journal items → InfluxDB line protocol, sans-I/O, following docs/schema.md.
 
 Escaping per the InfluxDB line-protocol reference: measurement names escape commas and spaces; tag
-keys, tag values and field keys escape commas, equals signs and spaces; string field values escape
-double quotes and backslashes. Every numeric field is a float so a field never changes type.
+keys, tag values and field keys escape commas, equals signs and spaces (a backslash stays as it is:
+InfluxDB only unescapes those three, as a round trip through influxd 1.6.7 shows); string field
+values escape double quotes and backslashes. Every numeric field is a float so a field never
+changes type.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ ANTHROPOMETRIC = "anthropometric"
 
 
 def _escape_key(text: str) -> str:
-    return text.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+    # A trailing backslash would escape the separator after it, and cannot be written: drop it.
+    return text.rstrip("\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
 
 
 def _escape_measurement(text: str) -> str:
-    return text.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
+    return text.rstrip("\\").replace(",", "\\,").replace(" ", "\\ ")
 
 
 def _string_field(text: str) -> str:
@@ -34,7 +37,7 @@ def _string_field(text: str) -> str:
 
 def _tag_value(text: str) -> str:
     # An empty tag value is not allowed in line protocol; newlines would end the point.
-    cleaned = text.replace("\n", " ").replace("\r", " ").strip()
+    cleaned = text.replace("\n", " ").replace("\r", " ").strip().rstrip("\\")
     return _escape_key(cleaned or UNKNOWN_MODEL)
 
 
