@@ -36,19 +36,33 @@ class Forwarder:
         self._pending: dict[CacheKey, asyncio.Future[bytes | None]] = {}
 
     async def resolve(self, key: CacheKey, message: bytes, question_end: int) -> bytes | None:
-        """The upstream reply to `message` (its first two bytes are replaced), None if none came in time."""
-        pending = self._pending.get(key)
-        if pending is None:
-            pending = asyncio.ensure_future(self._ask_upstreams(message, question_end))
-            self._pending[key] = pending
-            pending.add_done_callback(lambda _: self._pending.pop(key, None))
-        return await asyncio.shield(pending)
+        """The upstream reply to `message` (its first two bytes are replaced), None if none came in time.
 
-    async def close(self) -> None:
-        pending = list(self._pending.values())
-        for future in pending:
-            future.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        The first query for a key asks the upstreams in its own task; later identical ones wait on a
+        future it fills, which costs no extra task on the common path of a single asker.
+        """
+        shared = self._pending.get(key)
+        if shared is not None:
+            return await asyncio.shield(shared)
+        shared = asyncio.get_running_loop().create_future()
+        self._pending[key] = shared
+        try:
+            reply = await self._ask_upstreams(message, question_end)
+        except asyncio.CancelledError:
+            shared.cancel()
+            raise
+        except BaseException:
+            shared.set_result(None)  # the others answer SERVFAIL; this caller sees the error
+            raise
+        finally:
+            del self._pending[key]
+        shared.set_result(reply)
+        return reply
+
+    def close(self) -> None:
+        """Wake anyone still waiting on a shared query (their askers are being cancelled)."""
+        for shared in self._pending.values():
+            shared.cancel()
 
     async def _ask_upstreams(self, message: bytes, question_end: int) -> bytes | None:
         loop = asyncio.get_running_loop()

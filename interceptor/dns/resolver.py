@@ -89,7 +89,7 @@ class Resolver:
             return None if error.rcode is None else header_only_reply(data, error.rcode)
         if query.edns_version:
             return self._answer(query, client_ip, build_reply(query, EXTENDED_RCODE_BADVERS), "badvers", tcp)
-        rule = self.rules.match(query, client_ip) if query.qname else None
+        rule = self.rules.match(query, client_ip)
         if rule is not None:
             reply = self._local_answer(query, rule, client_ip, listener_host, now)
             return self._answer(query, client_ip, reply, "intercepted", tcp)

@@ -224,7 +224,7 @@ class DnsServer:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.forwarder.close()
+        self.forwarder.close()
         for server in self._tcp_servers:
             await server.wait_closed()
         self._udp.clear()

@@ -119,6 +119,8 @@ class InterceptRule(BaseModel):
 
 
 class DnsSettings(BaseModel):
+    """Everything `[dns]` may say; the defaults make a safe household resolver (see deploy/dns.md)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = Field(default=True, description="start the DNS responder with `interceptor serve`")

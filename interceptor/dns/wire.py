@@ -85,31 +85,12 @@ class Query:
         return (self.edns << 0) | (self.do << 1) | (bool(self.flags & FLAG_CD) << 2) | (bool(self.flags & FLAG_AD) << 3)
 
 
-def read_name(data: bytes, offset: int) -> tuple[int, list[int]]:
-    """End offset of an uncompressed name starting at `offset`, and where its labels start."""
-    labels: list[int] = []
-    end = len(data)
-    position = offset
-    while True:
-        if position >= end:
-            raise WireError("name runs past the end of the message")
-        length = data[position]
-        if length == 0:
-            position += 1
-            break
-        if length & 0xC0:
-            raise WireError("compressed or extended label in the question")
-        labels.append(position - offset)
-        position += 1 + length
-    if position - offset > MAX_NAME_LENGTH:
-        raise WireError("name longer than 255 bytes")
-    if position > end:
-        raise WireError("label runs past the end of the message")
-    return position, labels
+def _walk_name(data: bytes, offset: int, labels: list[int] | None) -> int:
+    """Offset just after the name at `offset`; collects label starts into `labels` when given.
 
-
-def skip_name(data: bytes, offset: int) -> int:
-    """Offset just after a possibly compressed name, without following its pointer."""
+    A compression pointer ends a name in place and is not followed; it is allowed only when `labels`
+    is None (skipping a record owner), never in a question.
+    """
     end = len(data)
     position = offset
     while True:
@@ -118,15 +99,28 @@ def skip_name(data: bytes, offset: int) -> int:
         length = data[position]
         if length == 0:
             return position + 1
-        if length & 0xC0 == 0xC0:
+        if length & 0xC0:
+            if length & 0xC0 != 0xC0 or labels is not None:
+                raise WireError("compressed or extended label where it is not allowed")
             if position + 2 > end:
                 raise WireError("pointer runs past the end of the message")
             return position + 2
-        if length & 0xC0:
-            raise WireError("extended label type")
+        if labels is not None:
+            labels.append(position - offset)
         position += 1 + length
         if position - offset > MAX_NAME_LENGTH:
             raise WireError("name longer than 255 bytes")
+
+
+def read_name(data: bytes, offset: int) -> tuple[int, list[int]]:
+    """End offset of an uncompressed name starting at `offset`, and where its labels start."""
+    labels: list[int] = []
+    return _walk_name(data, offset, labels), labels
+
+
+def skip_name(data: bytes, offset: int) -> int:
+    """Offset just after a possibly compressed name, without following its pointer."""
+    return _walk_name(data, offset, None)
 
 
 def parse_query(data: bytes) -> Query:
