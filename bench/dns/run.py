@@ -5,8 +5,8 @@ Usage (needs the Debian packages dnsperf and dnsmasq; loopback only):
     .venv/bin/python bench/dns/run.py [--seconds 5] [--repeats 3]
 
 For each job, (a) an intercepted name, (b) forwarded names served from the cache, (c) forwarded cache
-misses, it measures the maximum qps (dnsperf with 100 queries outstanding, median of the repeats) and
-p50/p99 latency at a steady 200 qps, for our responder and for dnsmasq doing the same job against the
+misses, it measures the maximum qps (dnsperf with 100 queries outstanding) and p50/p99 latency at a
+steady 200 qps (each the median over the repeats), for our responder and for dnsmasq doing the same job against the
 same upstream (a third, local dnsmasq that answers every name itself), and prints each as a ratio.
 Then it loads the responder at full speed while its only upstream is silent and samples its RSS.
 Ratios are the point: these machines are noisy, the ratio to a baseline measured minutes apart is not.
@@ -113,12 +113,14 @@ def measure(port: int, queries: Path, seconds: int, repeats: int) -> Figures:
     for _ in range(repeats):
         output = dnsperf(port, queries, seconds, ["-T", "1", "-c", "1", "-q", "100"])
         rates.append(float(re.search(r"Queries per second:\s+([\d.]+)", output).group(1)))  # type: ignore[union-attr]
-    latencies: list[float] = []
-    for _ in range(2):
+    p50s, p99s = [], []
+    for _ in range(repeats):
         output = dnsperf(port, queries, seconds, ["-T", "1", "-c", "1", "-q", "100", "-Q", "200", "-v"])
-        latencies += [float(value) * 1000 for value in re.findall(r"^> \S+ \S+ \S+ ([\d.]+)$", output, re.MULTILINE)]
-    cuts = statistics.quantiles(latencies, n=100)
-    return Figures(statistics.median(rates), cuts[49], cuts[98])
+        latencies = [float(value) * 1000 for value in re.findall(r"^> \S+ \S+ \S+ ([\d.]+)$", output, re.MULTILINE)]
+        cuts = statistics.quantiles(latencies, n=100)
+        p50s.append(cuts[49])
+        p99s.append(cuts[98])
+    return Figures(statistics.median(rates), statistics.median(p50s), statistics.median(p99s))
 
 
 def rss_mb(pid: int) -> float:
@@ -154,7 +156,7 @@ def silent_upstream_memory(workdir: Path, seconds: int) -> tuple[float, float, f
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=5, help="length of each dnsperf run")
-    parser.add_argument("--repeats", type=int, default=3, help="max-qps runs per job (median reported)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per job and measure (median reported)")
     args = parser.parse_args()
     for tool in ("dnsperf", "dnsmasq"):
         if not (shutil.which(tool) or Path(f"/usr/sbin/{tool}").exists()):
