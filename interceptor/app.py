@@ -17,6 +17,7 @@ from interceptor.pipeline import Pipeline
 from interceptor.store.delivery import INFLUX, Delivery
 from interceptor.store.influx import SinkError, make_writer
 from interceptor.store.journal import Journal
+from interceptor.store.lineprotocol import LineProtocol
 from interceptor.store.requestlog import RequestLog
 from interceptor.withings.protocol import MAX_BODY_BYTES
 from interceptor.withings.routes import Clock, WithingsCloud, _utc_now
@@ -40,7 +41,8 @@ async def _like_the_real_server(request: web.BaseRequest, response: web.StreamRe
 
 
 def create_app(config: Config, *, clock: Clock = _utc_now) -> web.Application:
-    journal = Journal(config.data_dir / "journal.sqlite", sinks=(INFLUX,) if config.influx.enabled else ())
+    journal = Journal(config.data_dir / "journal.sqlite",
+                      sinks={INFLUX: LineProtocol()} if config.influx.enabled else None)
     request_log = RequestLog(config.data_dir / "requests.sqlite")
     pipeline = Pipeline(journal, config)
     cloud = WithingsCloud(config, pipeline, request_log, clock)

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,7 +25,7 @@ from interceptor.composition.cli import compute_command
 from interceptor.config import Config, ConfigError, effective_config, find_config_path, load_config
 from interceptor.dns.cli import dns_group
 from interceptor.model import Measurement
-from interceptor.store.journal import Journal, JournalError
+from interceptor.store.journal import Journal, JournalError, Renderer
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_CONFIG = 2
@@ -70,12 +70,12 @@ def load(**overrides: Any) -> Config:
         raise UserError(str(error), EXIT_CONFIG) from None
 
 
-def open_journal(config: Config) -> Journal:
+def open_journal(config: Config, sinks: Mapping[str, Renderer] | None = None) -> Journal:
     path = config.data_dir / "journal.sqlite"
     if not path.exists():
         raise UserError(f"no journal at {path}: nothing has been stored yet (or pass --data-dir)")
     try:
-        return Journal(path)
+        return Journal(path, sinks)
     except JournalError as error:
         raise UserError(str(error)) from None
 
@@ -266,11 +266,12 @@ def sync_influx(since: str | None) -> None:
     """Rebuild InfluxDB from the journal (idempotent: existing points are overwritten, not doubled)."""
     from interceptor.store.delivery import INFLUX, Delivery
     from interceptor.store.influx import make_writer
+    from interceptor.store.lineprotocol import LineProtocol
 
     config = load()
     if not config.influx.enabled:
         raise UserError("no InfluxDB configured: set [influx] url (and database, or token/org/bucket for v2)")
-    journal = open_journal(config)
+    journal = open_journal(config, sinks={INFLUX: LineProtocol()})
     queued = journal.enqueue_everything(INFLUX, _parse_since(since, config))
 
     async def deliver() -> tuple[int, str | None]:

@@ -16,12 +16,14 @@ import time
 from collections.abc import Callable
 
 from interceptor.store.influx import InfluxWriter, SinkError
-from interceptor.store.journal import Journal, OutboxItem
-from interceptor.store.lineprotocol import device_line, measurement_line
+from interceptor.store.journal import Journal, OutboxBatch
 
 log = logging.getLogger(__name__)
 
 INFLUX = "influx"
+# Event-loop turns given to a starting send before the next batch is read (connection from the
+# pool, headers and body handed to the socket); fewer only loses overlap, never correctness.
+PREFETCH_YIELDS = 4
 
 
 class Delivery:
@@ -50,51 +52,40 @@ class Delivery:
         """Called after the journal queued something: deliver now rather than at the next poll."""
         self._wake.set()
 
-    def render(self, items: list[OutboxItem]) -> list[str]:
-        measurements = self.journal.measurements_by_id([i.item_id for i in items if i.item == "measurement"])
-        reports = self.journal.device_reports([i.item_id for i in items if i.item == "device"])
-        lines = []
-        for item in items:
-            if item.item == "measurement" and item.item_id in measurements:
-                text = measurement_line(measurements[item.item_id])
-            elif item.item == "device" and item.item_id in reports:
-                text = device_line(reports[item.item_id])
-            else:
-                text = None
-            if text is not None:
-                lines.append(text)
-        return lines
+    async def _send(self, batch: OutboxBatch) -> SinkError | None:
+        try:
+            for retract in batch.retracts:
+                tags = {key: value for key, value in retract.items() if not key.startswith("_")}
+                await self.writer.retract(retract.get("_measurement", "body"), tags, int(retract["_time"]))
+            if batch.payloads:
+                await self.writer.write(batch.payloads)
+        except SinkError as error:
+            return error
+        return None
+
+    def _settle(self, batch: OutboxBatch, error: SinkError | None) -> int:
+        """Book the outcome of a send; returns the items settled (0 when they wait for a retry)."""
+        if error is not None and error.retry:
+            delay = min(self.max_backoff, self.first_backoff * 2**batch.attempts)
+            self.journal.outbox_failed(batch, str(error), self.clock() + delay)
+            self._report(f"{error}; {self.journal.outbox_size(self.sink)} item(s) kept in the outbox,"
+                         f" retrying in {delay:g} s")
+            return 0
+        if error is not None:
+            log.error("%s: dropped a batch of %d item(s) InfluxDB cannot accept (they stay in the journal)",
+                      error, batch.size)
+        self.journal.outbox_delivered(self.sink, batch.last_id)
+        if self.last_error is not None:
+            log.info("InfluxDB delivery works again")
+            self.last_error = None
+        return batch.size
 
     async def deliver_once(self) -> int | None:
         """Send one due batch; returns how many items it settled, or None when nothing was due."""
-        items = self.journal.outbox_due(self.sink, self.batch_size, self.clock())
-        if not items:
+        batch = self.journal.outbox_batch(self.sink, self.batch_size, self.clock())
+        if batch is None:
             return None
-        ids = [item.id for item in items]
-        try:
-            for item in items:
-                if item.retract is not None:
-                    measurement = item.retract.pop("_measurement", "body")
-                    timestamp = int(item.retract.pop("_time"))
-                    await self.writer.retract(measurement, item.retract, timestamp)
-            lines = self.render(items)
-            if lines:
-                await self.writer.write(lines)
-        except SinkError as error:
-            if error.retry:
-                attempts = items[0].attempts
-                delay = min(self.max_backoff, self.first_backoff * 2**attempts)
-                self.journal.outbox_failed(ids, str(error), self.clock() + delay)
-                self._report(f"{error}; {self.journal.outbox_size(self.sink)} item(s) kept in the outbox,"
-                             f" retrying in {delay:g} s")
-                return 0
-            log.error("%s: dropped a batch of %d item(s) InfluxDB cannot accept (they stay in the journal)",
-                      error, len(ids))
-        self.journal.outbox_delivered(ids)
-        if self.last_error is not None:
-            log.info("InfluxDB delivery works again (%s)", self.writer.__class__.__name__)
-            self.last_error = None
-        return len(ids)
+        return self._settle(batch, await self._send(batch))
 
     def _report(self, message: str) -> None:
         """One log line per distinct failure, not one per retry."""
@@ -103,21 +94,41 @@ class Delivery:
             log.error("%s", message)
             self.last_error = first
 
+    async def _start(self, batch: OutboxBatch) -> asyncio.Task[SinkError | None]:
+        sending = asyncio.create_task(self._send(batch))
+        for _ in range(PREFETCH_YIELDS):  # let the request reach the socket before the journal blocks the loop
+            await asyncio.sleep(0)
+        return sending
+
     async def drain(self) -> int:
-        """Deliver until the outbox is empty or the sink fails; returns how many items were settled."""
+        """Deliver until the outbox is empty or the sink fails; returns how many items were settled.
+
+        Pipelined: while batch k is on its way to InfluxDB (another process), batch k+1 is read from
+        the journal, and batch k is marked delivered while k+1 is on its way. Marking k after k+1 was
+        sent is safe: a crash in between re-sends k, which overwrites the same points."""
         settled = 0
-        while (count := await self.deliver_once()) is not None:
-            if count == 0:
-                break
-            settled += count
-        return settled
+        batch = self.journal.outbox_batch(self.sink, self.batch_size, self.clock())
+        if batch is None:
+            return 0
+        sending = await self._start(batch)
+        while True:
+            following = self.journal.outbox_batch(self.sink, self.batch_size, self.clock(), after=batch.last_id)
+            error = await sending
+            if error is not None and error.retry:
+                self._settle(batch, error)
+                return settled
+            following_sending = await self._start(following) if following is not None else None
+            settled += self._settle(batch, error)
+            if following is None or following_sending is None:
+                return settled
+            batch, sending = following, following_sending
 
     async def run(self) -> None:
         """Forever: deliver what is due, then sleep until woken or until the next retry is due."""
         while True:
             self._wake.clear()
             try:
-                settled = await self.deliver_once()
+                settled = await self.drain()
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bug must not stop delivery for good

@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from interceptor.model import DeviceState, Measurement, Metric, Reading, utc_from_unix
 
@@ -69,7 +70,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt REAL NOT NULL DEFAULT 0,
     last_error TEXT,
-    retract TEXT
+    retract TEXT,
+    payload TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_by_sink ON outbox (sink, id);
 CREATE TABLE IF NOT EXISTS meta (
@@ -94,18 +96,26 @@ class NewMeasurement:
 
 
 @dataclass(frozen=True)
-class OutboxItem:
-    """One delivery owed to a sink: a measurement or a device-history row, by id.
+class OutboxBatch:
+    """The oldest items one sink owes, in journal order, already rendered for that sink when they
+    were queued (so delivering is reading and sending, nothing more). `retracts` name points to
+    remove first (a weigh-in moved to another person); `attempts` counts failed tries of this head."""
 
-    The sink renders the item from the journal when it delivers, so it always sends the current
-    version; `retract` names the tags of a point to remove first (a weigh-in moved to another person).
-    """
-
-    id: int
-    item: str  # "measurement" | "device"
-    item_id: int
+    sink: str
+    first_id: int
+    last_id: int
+    size: int
     attempts: int
-    retract: dict[str, str] | None
+    payloads: list[str]
+    retracts: list[dict[str, str]]
+
+
+class Renderer(Protocol):
+    """Turns journal items into what one sink sends (InfluxDB: a line of line protocol)."""
+
+    def measurement(self, measurement: Measurement) -> str | None: ...
+
+    def device(self, report: DeviceReport) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -134,10 +144,10 @@ def _dumps(value: object) -> str:
 class Journal:
     """One connection, used from the event loop thread only (no threads for I/O, DESIGN.md)."""
 
-    def __init__(self, path: Path, sinks: tuple[str, ...] = ()) -> None:
-        """`sinks` are the names of the sinks configured now: each new item is queued for each of them."""
+    def __init__(self, path: Path, sinks: Mapping[str, Renderer] | None = None) -> None:
+        """`sinks` are the sinks configured now, by name: each new item is queued for each of them."""
         self.path = path
-        self.sinks = sinks
+        self.sinks: dict[str, Renderer] = dict(sinks or {})
         # Called after a commit that queued items for sinks, so deliveries start at once.
         self.listeners: list[Callable[[], None]] = []
         self._queued = False
@@ -201,12 +211,13 @@ class Journal:
                     ),
                 )
                 created = cursor.rowcount == 1
-                if created:
-                    self._enqueue(db, "measurement", int(cursor.lastrowid or 0))
                 self._upsert_device(db, reading.device_id, reading.source, reading.received_at.timestamp(),
                                     reading.device_model, None, None, None)
                 row = db.execute(f"SELECT {_COLUMNS} FROM measurements WHERE identity = ?", (reading.identity,))
-                results.append(Stored(_measurement(row.fetchone()), created))
+                measurement = _measurement(row.fetchone())
+                if created:
+                    self._enqueue(db, "measurement", measurement.id, lambda sink, m=measurement: sink.measurement(m))
+                results.append(Stored(measurement, created))
         return results
 
     def measurements(
@@ -271,8 +282,12 @@ class Journal:
             self._db.execute("PRAGMA synchronous=FULL")
 
     def device_reports(self, ids: list[int]) -> dict[int, DeviceReport]:
+        return self._device_reports(self._db, ids)
+
+    @staticmethod
+    def _device_reports(db: sqlite3.Connection, ids: list[int]) -> dict[int, DeviceReport]:
         marks = ",".join("?" * len(ids))
-        rows = self._db.execute(
+        rows = db.execute(
             "SELECT h.id, h.device_id, d.source, d.model, h.seen_at, h.firmware, h.battery_pct"
             f" FROM device_history h JOIN devices d USING (device_id) WHERE h.id IN ({marks})",
             ids,
@@ -300,16 +315,26 @@ class Journal:
                 "INSERT INTO device_history (device_id, seen_at, firmware, battery_pct) VALUES (?, ?, ?, ?)",
                 (device_id, when, firmware, battery_pct),
             )
-            self._enqueue(db, "device", int(cursor.lastrowid or 0))
+            if self.sinks:
+                report = self._device_reports(db, [int(cursor.lastrowid or 0)])
+                for identifier, item in report.items():
+                    self._enqueue(db, "device", identifier, lambda sink, r=item: sink.device(r))
 
-    def _enqueue(self, db: sqlite3.Connection, item: str, item_id: int, sinks: tuple[str, ...] | None = None,
-                 retract: dict[str, str] | None = None) -> None:
+    def _enqueue(
+        self,
+        db: sqlite3.Connection,
+        item: str,
+        item_id: int,
+        render: Callable[[Renderer], str | None],
+        sinks: Iterable[str] | None = None,
+        retract: dict[str, str] | None = None,
+    ) -> None:
         now = time.time()
-        for sink in self.sinks if sinks is None else sinks:
+        for name in self.sinks if sinks is None else sinks:
             self._queued = True
             db.execute(
-                "INSERT INTO outbox (sink, item, item_id, enqueued_at, retract) VALUES (?, ?, ?, ?, ?)",
-                (sink, item, item_id, now, _dumps(retract) if retract else None),
+                "INSERT INTO outbox (sink, item, item_id, enqueued_at, retract, payload) VALUES (?, ?, ?, ?, ?, ?)",
+                (name, item, item_id, now, _dumps(retract) if retract else None, render(self.sinks[name])),
             )
 
     def device(self, device_id: str) -> DeviceState | None:
@@ -327,28 +352,40 @@ class Journal:
 
     # -- outbox: what each sink still owes ----------------------------------------------------
 
-    def outbox_due(self, sink: str, limit: int, now: float) -> list[OutboxItem]:
-        """The oldest items in order; empty while the oldest one waits for its retry time, so a sink
-        delivers in journal order and a failed batch is retried before anything newer."""
+    def outbox_batch(self, sink: str, limit: int, now: float, after: int = 0) -> OutboxBatch | None:
+        """Up to `limit` items after id `after`; None while the head waits for its retry time, so a
+        sink delivers in journal order and a failed batch is retried before anything newer."""
         rows = self._db.execute(
-            "SELECT id, item, item_id, attempts, retract, next_attempt FROM outbox WHERE sink = ?"
+            "SELECT id, attempts, next_attempt, payload, retract FROM outbox WHERE sink = ? AND id > ?"
             " ORDER BY id LIMIT ?",
-            (sink, limit),
+            (sink, after, limit),
         ).fetchall()
-        if not rows or rows[0][5] > now:
-            return []
-        return [OutboxItem(row[0], row[1], row[2], row[3], json.loads(row[4]) if row[4] else None)
-                for row in rows]
+        if not rows or rows[0][2] > now:
+            return None
+        return OutboxBatch(
+            sink=sink, first_id=rows[0][0], last_id=rows[-1][0], size=len(rows), attempts=rows[0][1],
+            payloads=[row[3] for row in rows if row[3] is not None],
+            retracts=[json.loads(row[4]) for row in rows if row[4] is not None],
+        )
 
-    def outbox_delivered(self, ids: list[int]) -> None:
-        with self._transaction() as db:
-            db.executemany("DELETE FROM outbox WHERE id = ?", [(identifier,) for identifier in ids])
+    def outbox_delivered(self, sink: str, last_id: int) -> None:
+        """Settle every item of `sink` up to `last_id`: exactly the batch `outbox_due` returned.
 
-    def outbox_failed(self, ids: list[int], error: str, next_attempt: float) -> None:
+        Without fsync: losing this mark in a power cut only means sending the same points again,
+        which overwrites them in InfluxDB."""
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self._transaction() as db:
+                db.execute("DELETE FROM outbox WHERE sink = ? AND id <= ?", (sink, last_id))
+        finally:
+            self._db.execute("PRAGMA synchronous=FULL")
+
+    def outbox_failed(self, batch: OutboxBatch, error: str, next_attempt: float) -> None:
         with self._transaction() as db:
-            db.executemany(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE id = ?",
-                [(next_attempt, error[:500], identifier) for identifier in ids],
+            db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, last_error = ?"
+                " WHERE sink = ? AND id BETWEEN ? AND ?",
+                (next_attempt, error[:500], batch.sink, batch.first_id, batch.last_id),
             )
 
     def outbox_size(self, sink: str) -> int:
@@ -364,15 +401,16 @@ class Journal:
         start = since.timestamp() if since else 0.0
         with self._transaction() as db:
             db.execute("UPDATE outbox SET next_attempt = 0 WHERE sink = ?", (sink,))  # asked for now: no backoff
-            measurement_ids = [row[0] for row in db.execute(
-                "SELECT id FROM measurements WHERE taken_at >= ? ORDER BY taken_at, id", (start,))]
+            rows = db.execute(f"SELECT {_COLUMNS} FROM measurements WHERE taken_at >= ? ORDER BY taken_at, id",
+                              (start,)).fetchall()
+            for measurement in map(_measurement, rows):
+                self._enqueue(db, "measurement", measurement.id, lambda r, m=measurement: r.measurement(m), (sink,))
             device_ids = [row[0] for row in db.execute(
                 "SELECT id FROM device_history WHERE seen_at >= ? ORDER BY seen_at, id", (start,))]
-            for identifier in measurement_ids:
-                self._enqueue(db, "measurement", identifier, (sink,))
+            reports = self._device_reports(db, device_ids) if device_ids else {}
             for identifier in device_ids:
-                self._enqueue(db, "device", identifier, (sink,))
-        return len(measurement_ids) + len(device_ids)
+                self._enqueue(db, "device", identifier, lambda r, d=reports[identifier]: r.device(d), (sink,))
+        return len(rows) + len(device_ids)
 
     # -- small durable facts --------------------------------------------------------------------
 

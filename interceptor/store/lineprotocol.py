@@ -99,3 +99,13 @@ def device_line(report: DeviceReport) -> str | None:
         return None
     tags = {"device": report.device_id, "model": report.model or UNKNOWN_MODEL, "source": report.source}
     return line("device", tags, fields, int(report.seen_at.timestamp()))
+
+
+class LineProtocol:
+    """The InfluxDB sink's renderer for the journal's outbox (`journal.Renderer`)."""
+
+    def measurement(self, measurement: Measurement) -> str | None:
+        return measurement_line(measurement)
+
+    def device(self, report: DeviceReport) -> str | None:
+        return device_line(report)
