@@ -6,7 +6,9 @@ import asyncio
 import csv
 import io
 import json
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -82,3 +84,27 @@ def test_port_in_use_is_one_clear_line(config_path, data_dir) -> None:
 def test_listing_before_anything_was_stored_says_so(config_path, tmp_path) -> None:
     result = run_cli("measurements", "list", "--config", str(config_path), "--data-dir", str(tmp_path / "empty"))
     assert result.returncode == 1 and "nothing has been stored yet" in result.stderr
+
+
+def test_a_privileged_port_without_privileges_says_how_to_grant_them() -> None:
+    """Run as `nobody` (setpriv, from util-linux, is on every Debian) against port 80."""
+    data = Path(tempfile.mkdtemp(prefix="interceptor-nobody-"))  # pytest's tmp_path is closed to others
+    data.chmod(0o777)
+    result = subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all", str(INTERCEPTOR),
+         "serve", "--no-dns", "--data-dir", str(data), "--http-listen", "127.0.0.1:80"],
+        capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(data)}, check=False,
+    )
+    shutil.rmtree(data)
+    assert result.returncode == 1, result.stderr
+    assert "HTTP port 80 needs privileges" in result.stderr and "cap_net_bind_service" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_config_check_masks_secrets(tmp_path: Path) -> None:
+    config = tmp_path / "interceptor.toml"
+    config.write_text('[influx]\nurl = "http://127.0.0.1:8086"\nusername = "grafana"\npassword = "hunter2"\n')
+    result = run_cli("config", "check", "--config", str(config))
+    assert result.returncode == 0
+    assert "hunter2" not in result.stdout + result.stderr
+    assert json.loads(result.stdout)["influx"]["password"] == "**********"
