@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from interceptor.ble.settings import BleSettings
 from interceptor.dns.settings import DnsSettings
 
 ENV_PREFIX = "INTERCEPTOR_"
@@ -171,6 +172,7 @@ class Config(_Section):
     dns: DnsSettings = Field(default_factory=DnsSettings)
     withings: WithingsSettings = Field(default_factory=WithingsSettings)
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
+    ble: BleSettings = Field(default_factory=BleSettings)
     devices: dict[str, DeviceSettings] = Field(default_factory=dict, description="keyed by MAC address")
 
     @field_validator("devices")
