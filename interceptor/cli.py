@@ -25,6 +25,7 @@ from interceptor.composition.cli import compute_command
 from interceptor.config import Config, ConfigError, effective_config, find_config_path, load_config
 from interceptor.dns.cli import dns_group
 from interceptor.model import Measurement
+from interceptor.pipeline import Pipeline
 from interceptor.store.journal import Journal, JournalError, Renderer
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -208,6 +209,87 @@ def list_measurements(output: str, user: str | None, since: str | None, kind: st
         _measurements_csv(items)
     else:
         click.echo(_measurements_table(items, config) if items else "no measurements")
+
+
+def _pipeline(config: Config) -> Pipeline:
+    """The pipeline over the journal, with the configured sinks, so changes are re-delivered."""
+    from interceptor.store.delivery import INFLUX
+    from interceptor.store.lineprotocol import LineProtocol
+
+    return Pipeline(open_journal(config, {INFLUX: LineProtocol()} if config.influx.enabled else None), config)
+
+
+def _revised(config: Config, change: Callable[[Pipeline], Measurement]) -> None:
+    pipeline = _pipeline(config)
+    try:
+        measurement = change(pipeline)
+    except LookupError as error:
+        raise UserError(str(error.args[0] if error.args else error)) from None
+    finally:
+        pipeline.journal.close()
+    click.echo(json.dumps(measurement.as_json(), indent=2))
+    if config.influx.enabled:
+        click.echo("queued for InfluxDB: `interceptor serve` delivers it (or run `interceptor sync influx`)", err=True)
+
+
+@measurements.command("assign")
+@common_options
+@click.argument("measurement_id", type=int)
+@click.argument("person")
+def assign_measurement(measurement_id: int, person: str) -> None:
+    """Attribute a weigh-in to PERSON (slug), recompute its composition, re-deliver it."""
+    config = load()
+    _revised(config, lambda pipeline: pipeline.assign(measurement_id, person))
+
+
+@measurements.command("unassign")
+@common_options
+@click.argument("measurement_id", type=int)
+def unassign_measurement(measurement_id: int) -> None:
+    """Attribute a weigh-in to nobody (a guest), and re-deliver it."""
+    config = load()
+    _revised(config, lambda pipeline: pipeline.assign(measurement_id, None))
+
+
+@main.command()
+@common_options
+@click.option("--user", "slug", required=True, help="the person whose weigh-ins to recompute")
+@click.option("--since", help="only from this date (YYYY-MM-DD)")
+def recompute(slug: str, since: str | None) -> None:
+    """Recompute a person's body composition, e.g. after changing their height or birth date."""
+    config = load()
+    pipeline = _pipeline(config)
+    try:
+        count = pipeline.recompute(slug, _parse_since(since, config))
+    except LookupError as error:
+        raise UserError(str(error.args[0] if error.args else error)) from None
+    finally:
+        pipeline.journal.close()
+    click.echo(f"recomputed {count} weigh-in(s) of {slug}", err=True)
+
+
+@main.command()
+@common_options
+@click.option("--user", "slug", required=True, help="the person")
+@click.option("--body-fat-pct", type=float, required=True, help="what the vendor app or a DEXA scan said")
+@click.option("--date", "on", help="the day of that reference weigh-in (YYYY-MM-DD); default: the latest")
+def calibrate(slug: str, body_fat_pct: float, on: str | None) -> None:
+    """Offset a person's body fat so a reference weigh-in reads as the vendor app or DEXA said."""
+    config = load()
+    try:
+        day = date.fromisoformat(on) if on else None
+    except ValueError:
+        raise UserError(f"--date {on!r} is not a date: write YYYY-MM-DD") from None
+    pipeline = _pipeline(config)
+    try:
+        calibration = pipeline.calibrate(slug, body_fat_pct, day)
+        count = pipeline.recompute(slug, datetime.combine(calibration.since, time(), config.household.zone))
+    except (LookupError, ValueError) as error:
+        raise UserError(str(error.args[0] if error.args else error)) from None
+    finally:
+        pipeline.journal.close()
+    click.echo(f"{slug}: body fat offset {calibration.offset_pct:+.2f} points from {calibration.since};"
+               f" {count} weigh-in(s) recomputed", err=True)
 
 
 @main.group()

@@ -51,6 +51,16 @@ class Person(_Section):
         default=None, ge=1, le=2**31 - 1,
         description="the id the scale echoes as `userid`; derived from the slug when not set",
     )
+    weight_range_kg: tuple[float, float] | None = Field(
+        default=None, description="[low, high]: weigh-ins outside it are never attributed to this person by weight",
+    )
+
+    @field_validator("weight_range_kg")
+    @classmethod
+    def _ordered_range(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not 0 < value[0] < value[1] <= 500:
+            raise ValueError("write [low, high] in kg with 0 < low < high <= 500, e.g. [55, 75]")
+        return value
 
     @field_validator("slug")
     @classmethod
@@ -77,6 +87,10 @@ class Person(_Section):
 
 class Household(_Section):
     timezone: str = Field(default="UTC", description="IANA name, e.g. 'Europe/Paris'")
+    assign_tolerance_kg: float = Field(
+        default=2.5, gt=0, le=20,
+        description="a weigh-in without a device user id goes to the person whose recent weight is within this",
+    )
     locale: str = Field(default="en_GB", pattern=r"^[a-z]{2}_[A-Z]{2}$")
     weight_unit: Literal["kg", "lb", "st"] = "kg"
     gravity_m_s2: float = Field(

@@ -126,6 +126,7 @@ class Measurement(BaseModel):
     received_at: datetime
     readings: dict[str, float]
     metrics: dict[str, Metric]
+    assignment: str = "none"  # how `user` was decided: "device", "weight", "manual" or "none"
     refusals: dict[str, str] = Field(default_factory=dict)  # metric → why it was left out
     raw: dict[str, float] = Field(default_factory=dict)
 
@@ -140,6 +141,7 @@ class Measurement(BaseModel):
             "device_id": self.device_id,
             "device_model": self.device_model,
             "user": self.user,
+            "assigned_by": self.assignment,
             "readings": dict(self.readings),
             "metrics": {name: metric.model_dump() for name, metric in self.metrics.items()},
             "refusals": dict(self.refusals),

@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS measurements (
     device_model TEXT,
     device_user_id TEXT,
     user TEXT,
+    assignment TEXT NOT NULL DEFAULT 'none',
     taken_at REAL NOT NULL,
     received_at REAL NOT NULL,
     readings TEXT NOT NULL,
@@ -87,12 +88,13 @@ class JournalError(Exception):
 
 @dataclass(frozen=True)
 class NewMeasurement:
-    """What the pipeline decided about a reading: who, and which metrics."""
+    """What the pipeline decided about a reading: who (and how that was decided), and which metrics."""
 
     reading: Reading
     user: str | None
     metrics: dict[str, Metric]
     refusals: dict[str, str]
+    assignment: str = "none"  # "device" | "weight" | "manual" | "none"
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,9 @@ class Renderer(Protocol):
     def measurement(self, measurement: Measurement) -> str | None: ...
 
     def device(self, report: DeviceReport) -> str | None: ...
+
+    def retraction(self, old: Measurement, new: Measurement) -> dict[str, str] | None:
+        """What identifies `old` in the sink, when `new` will not simply overwrite it; else None."""
 
 
 @dataclass(frozen=True)
@@ -200,11 +205,11 @@ class Journal:
                 reading = item.reading
                 cursor = db.execute(
                     "INSERT INTO measurements (identity, kind, source, device_id, device_model, device_user_id,"
-                    " user, taken_at, received_at, readings, vendor_metrics, metrics, refusals, raw)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (identity) DO NOTHING",
+                    " user, assignment, taken_at, received_at, readings, vendor_metrics, metrics, refusals, raw)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (identity) DO NOTHING",
                     (
                         reading.identity, reading.kind, reading.source, reading.device_id, reading.device_model,
-                        reading.device_user_id, item.user, reading.taken_at.timestamp(),
+                        reading.device_user_id, item.user, item.assignment, reading.taken_at.timestamp(),
                         reading.received_at.timestamp(), _dumps(reading.values), _dumps(reading.vendor_metrics),
                         _dumps({name: metric.model_dump() for name, metric in item.metrics.items()}),
                         _dumps(item.refusals), _dumps(reading.raw),
@@ -247,13 +252,62 @@ class Journal:
         return [_measurement(row) for row in reversed(rows)]
 
     def latest_weight(self, user: str) -> float | None:
-        row = self._db.execute(
+        weights = self.recent_weights(user, 1)
+        return weights[0] if weights else None
+
+    def recent_weights(self, user: str, limit: int = 5) -> list[float]:
+        """The person's latest weights, newest first."""
+        rows = self._db.execute(
             "SELECT json_extract(readings, '$.weight_kg') FROM measurements"
             " WHERE user = ? AND kind = 'body' AND json_extract(readings, '$.weight_kg') IS NOT NULL"
-            " ORDER BY taken_at DESC LIMIT 1",
-            (user,),
+            " ORDER BY taken_at DESC LIMIT ?",
+            (user, limit),
+        ).fetchall()
+        return [float(row[0]) for row in rows]
+
+    def reading_of(self, measurement_id: int) -> Reading | None:
+        """The reading as the device reported it, to decide again who and what it is."""
+        row = self._db.execute(
+            "SELECT source, kind, device_id, device_model, taken_at, received_at, device_user_id, readings,"
+            " vendor_metrics, raw FROM measurements WHERE id = ?",
+            (measurement_id,),
         ).fetchone()
-        return None if row is None else float(row[0])
+        if row is None:
+            return None
+        return Reading(
+            source=row[0], kind=row[1], device_id=row[2], device_model=row[3], taken_at=utc_from_unix(row[4]),
+            received_at=utc_from_unix(row[5]), device_user_id=row[6], values=json.loads(row[7]),
+            vendor_metrics=json.loads(row[8]), raw=json.loads(row[9]),
+        )
+
+    def revise(self, measurement_id: int, item: NewMeasurement) -> Measurement:
+        """Store a new decision (person, metrics) for a stored weigh-in and queue it for every sink,
+        with the old point retracted first where the new one would not overwrite it."""
+        with self._transaction() as db:
+            old_row = db.execute(f"SELECT {_COLUMNS} FROM measurements WHERE id = ?", (measurement_id,)).fetchone()
+            if old_row is None:
+                raise KeyError(measurement_id)
+            db.execute(
+                "UPDATE measurements SET user = ?, assignment = ?, metrics = ?, refusals = ? WHERE id = ?",
+                (item.user, item.assignment,
+                 _dumps({name: metric.model_dump() for name, metric in item.metrics.items()}),
+                 _dumps(item.refusals), measurement_id),
+            )
+            old = _measurement(old_row)
+            new = _measurement(db.execute(f"SELECT {_COLUMNS} FROM measurements WHERE id = ?",
+                                          (measurement_id,)).fetchone())
+            for name, renderer in self.sinks.items():
+                self._enqueue(db, "measurement", measurement_id, lambda r, m=new: r.measurement(m), (name,),
+                              renderer.retraction(old, new))
+        return new
+
+    def measurement_ids(self, *, user: str | None = None, since: datetime | None = None) -> list[int]:
+        rows = self._db.execute(
+            "SELECT id FROM measurements WHERE kind = 'body' AND (? IS NULL OR user = ?) AND taken_at >= ?"
+            " ORDER BY taken_at, id",
+            (user, user, since.timestamp() if since else 0.0),
+        ).fetchall()
+        return [row[0] for row in rows]
 
     # -- devices --------------------------------------------------------------------------------
 
@@ -414,6 +468,15 @@ class Journal:
 
     # -- small durable facts --------------------------------------------------------------------
 
+    def meta_get(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def meta_set(self, key: str, value: str) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = ?",
+                       (key, value, value))
+
     def meta(self, key: str, default: str) -> str:
         """Read `key`, storing `default` the first time, so the value is stable from then on."""
         with self._transaction() as db:
@@ -422,14 +485,14 @@ class Journal:
 
 
 _COLUMNS = (
-    "id, identity, kind, source, device_id, device_model, user, taken_at, received_at, readings, metrics,"
-    " refusals, raw"
+    "id, identity, kind, source, device_id, device_model, user, assignment, taken_at, received_at, readings,"
+    " metrics, refusals, raw"
 )
 _DEVICE_COLUMNS = "device_id, source, model, firmware, battery_pct, manufacturing_id, first_seen, last_seen"
 
 
 def _measurement(row: tuple) -> Measurement:
-    (identifier, identity, kind, source, device_id, device_model, user, taken_at, received_at,
+    (identifier, identity, kind, source, device_id, device_model, user, assignment, taken_at, received_at,
      readings, metrics, refusals, raw) = row
     return Measurement(
         id=identifier,
@@ -439,6 +502,7 @@ def _measurement(row: tuple) -> Measurement:
         device_id=device_id,
         device_model=device_model,
         user=user,
+        assignment=assignment,
         taken_at=utc_from_unix(taken_at),
         received_at=utc_from_unix(received_at),
         readings=json.loads(readings),

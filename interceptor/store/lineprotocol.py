@@ -109,3 +109,11 @@ class LineProtocol:
 
     def device(self, report: DeviceReport) -> str | None:
         return device_line(report)
+
+    def retraction(self, old: Measurement, new: Measurement) -> dict[str, str] | None:
+        """A point is its measurement, tags and time: a new user or method tag makes a new point,
+        so the old one must go, or the weigh-in would show twice (once under each person)."""
+        old_tags = measurement_tags(old)
+        if old_tags == measurement_tags(new):
+            return None
+        return {**old_tags, "_measurement": old.kind, "_time": str(int(old.taken_at.timestamp()))}

@@ -19,7 +19,7 @@ def test_sync_rebuilds_a_dropped_database(tmp_path: Path, influxd: Influx) -> No
         for index in range(12):
             asyncio.run(scale.weigh_in("127.0.0.1", served.port, userid=2507298, meastime=now - 9000 + index * 60,
                                        weight_g=80000 + index))
-        wait_until(lambda: count_points(influxd, database) == 12, what="12 points")
+        wait_until(lambda: count_points(influxd, database) == 12, what="12 points", served=served)
     finally:
         served.kill()
     influxd.query(f'DROP DATABASE "{database}"')

@@ -32,13 +32,15 @@ def count_points(influxd: Influx, database: str, measurement: str = "body") -> i
     return int(series[0]["values"][0][1]) if series else 0
 
 
-def wait_until(condition, timeout: float = 15.0, what: str = "condition") -> None:
+def wait_until(condition, timeout: float = 30.0, what: str = "condition", served: Served | None = None) -> None:
+    """Poll; on failure say what was awaited and, given the server, what it logged meanwhile."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(0.1)
-    raise AssertionError(f"{what} not reached within {timeout} s")
+    log = served.log_path.read_text()[-4000:] if served is not None else ""
+    raise AssertionError(f"{what} not reached within {timeout} s\n{log}")
 
 
 def weigh(port: int, meastime: int, weight_g: int, userid: int = 2507298) -> None:
