@@ -12,14 +12,13 @@ from typing import Any
 
 from interceptor.ble import mibeacon, miscale
 from interceptor.ble.errors import DecodeError
-from interceptor.ble.frames import Frame, normalise_mac, normalise_uuid
+from interceptor.ble.frames import SCALE_UUIDS, Frame, normalise_mac, normalise_uuid
 from interceptor.ble.mibeacon import Idle, S200Packet, S400Packet
 from interceptor.ble.miscale import MiScaleSample
 
 UUID_MI_SCALE = "181d"
 UUID_MI_SCALE_2 = "181b"
 UUID_MIBEACON = "fe95"
-SCALE_UUIDS = frozenset({UUID_MI_SCALE, UUID_MI_SCALE_2, UUID_MIBEACON})
 
 Sample = MiScaleSample | S400Packet | S200Packet | Idle
 KeyLookup = Callable[[str], bytes | None]

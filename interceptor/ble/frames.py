@@ -14,6 +14,9 @@ from typing import Any, Literal
 
 AddressType = Literal["public", "random", "unknown"]
 
+# Service-data UUIDs that can carry a scale frame: Mi Scale, Mi Scale 2, MiBeacon (S400/S200).
+SCALE_UUIDS = frozenset({"181d", "181b", "fe95"})
+
 # Bluetooth Base UUID: a 16-bit UUID xxxx stands for 0000xxxx-0000-1000-8000-00805f9b34fb.
 _BASE_UUID_SUFFIX = "-0000-1000-8000-00805f9b34fb"
 _MAC = re.compile(r"^([0-9A-F]{2})" + r"[:-]?([0-9A-F]{2})" * 5 + "$")
