@@ -43,10 +43,15 @@ height_cm = 168
 """
 
 # The baseline: aiohttp with one handler that returns a constant, session-shaped so the simulated
-# scale can read a session id from it.
+# scale can read a session id from it; on uvloop when `interceptor serve` has it too, for a fair ratio.
 BARE_SERVER = textwrap.dedent("""
-    import sys
+    import asyncio, sys
     from aiohttp import web
+    try:
+        import uvloop
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
     BODY = b'{"status":0,"body":{"sessionid":"1-2-3","sp":{"users":[{"id":1}]}}}'
     async def constant(request):
         await request.read()

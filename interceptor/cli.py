@@ -71,6 +71,16 @@ def load(**overrides: Any) -> Config:
         raise UserError(str(error), EXIT_CONFIG) from None
 
 
+def event_loop_runner() -> Callable[[Any], Any]:
+    """uvloop when installed (a C event loop: less CPU per request, so lower latency for the scale and
+    the household's DNS on a small box); asyncio's own loop otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run
+
+
 def open_journal(config: Config, sinks: Mapping[str, Renderer] | None = None) -> Journal:
     path = config.data_dir / "journal.sqlite"
     if not path.exists():
@@ -109,7 +119,7 @@ def serve(http_listen: str | None, no_dns: bool, query_log: bool) -> None:
 
     config = load(**{"http.listen": http_listen})
     try:
-        asyncio.run(run(config, with_dns=not no_dns, query_log=query_log))
+        event_loop_runner()(run(config, with_dns=not no_dns, query_log=query_log))
     except (ServeError, JournalError) as error:
         raise UserError(str(error)) from None
     except KeyboardInterrupt:

@@ -218,8 +218,17 @@ class Journal:
                 created = cursor.rowcount == 1
                 self._upsert_device(db, reading.device_id, reading.source, reading.received_at.timestamp(),
                                     reading.device_model, None, None, None)
-                row = db.execute(f"SELECT {_COLUMNS} FROM measurements WHERE identity = ?", (reading.identity,))
-                measurement = _measurement(row.fetchone())
+                if created:  # what was just written, without reading it back
+                    measurement = Measurement.model_construct(
+                        id=int(cursor.lastrowid or 0), identity=reading.identity, kind=reading.kind,
+                        source=reading.source, device_id=reading.device_id, device_model=reading.device_model,
+                        user=item.user, assignment=item.assignment, taken_at=reading.taken_at,
+                        received_at=reading.received_at, readings=dict(reading.values), metrics=dict(item.metrics),
+                        refusals=dict(item.refusals), raw=dict(reading.raw),
+                    )
+                else:
+                    row = db.execute(f"SELECT {_COLUMNS} FROM measurements WHERE identity = ?", (reading.identity,))
+                    measurement = _measurement(row.fetchone())
                 if created:
                     self._enqueue(db, "measurement", measurement.id, lambda sink, m=measurement: sink.measurement(m))
                 results.append(Stored(measurement, created))
