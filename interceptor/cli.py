@@ -91,7 +91,22 @@ def open_journal(config: Config, sinks: Mapping[str, Renderer] | None = None) ->
         raise UserError(str(error)) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """A bug gets one line (and the hint to use --debug), not a traceback, unless --debug was given."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as error:
+            if ctx.meta.get("interceptor.debug"):
+                raise
+            message = f"unexpected {type(error).__name__}: {error} (run with --debug for the traceback)"
+            raise UserError(message) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="interceptor")
 @click.option("--debug", is_flag=True, help="verbose logs and tracebacks")
 @click.pass_context
