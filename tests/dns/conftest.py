@@ -19,8 +19,8 @@ from interceptor.dns.settings import DnsSettings
 async def make_upstream() -> AsyncIterator[Callable[..., Any]]:
     started: list[FakeUpstream] = []
 
-    async def make(mode: str = "ok", delay: float = 0.0) -> FakeUpstream:
-        upstream = await FakeUpstream(mode, delay).start()
+    async def make(mode: str = "ok", delay: float = 0.0, host: str = "127.0.0.1") -> FakeUpstream:
+        upstream = await FakeUpstream(mode, delay, host).start()
         started.append(upstream)
         return upstream
 

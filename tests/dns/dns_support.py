@@ -57,7 +57,8 @@ class FakeUpstream:
     before the right one, "servfail" answers SERVFAIL, "malformed" cuts the last bytes off its answer.
     """
 
-    def __init__(self, mode: str = "ok", delay: float = 0.0) -> None:
+    def __init__(self, mode: str = "ok", delay: float = 0.0, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.mode = mode
         self.delay = delay
         self.log = UpstreamLog()
@@ -68,7 +69,7 @@ class FakeUpstream:
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     def answer(self, request: DNSRecord, tcp: bool) -> DNSRecord:
         reply = request.reply()
@@ -109,15 +110,15 @@ class FakeUpstream:
                 task.add_done_callback(upstream._tasks.discard)
 
         for _ in range(20):  # the UDP port may be taken for TCP: try another
-            self._transport, _ = await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", 0))
+            self._transport, _ = await loop.create_datagram_endpoint(Udp, local_addr=(self.host, 0))
             self.port = self._transport.get_extra_info("sockname")[1]
             try:
-                self._tcp = await asyncio.start_server(self._serve_tcp, "127.0.0.1", self.port)
+                self._tcp = await asyncio.start_server(self._serve_tcp, self.host, self.port)
             except OSError:
                 self._transport.close()
                 continue
             return self
-        raise RuntimeError("no port free for both UDP and TCP on 127.0.0.1")
+        raise RuntimeError(f"no port free for both UDP and TCP on {self.host}")
 
     async def _udp_reply(self, data: bytes, addr: Any) -> None:
         request = DNSRecord.parse(data)
@@ -191,12 +192,16 @@ async def ask(
     host: str = "127.0.0.1",
     tcp: bool = False,
     edns: bool = False,
+    payload: int = 1232,
     dnssec: bool = False,
     source: str | None = None,
     timeout: float = 3.0,
 ) -> dns.message.Message:
     """One query with dnspython, over UDP (no retry over TCP, so TC stays visible) or TCP."""
-    query = dns.message.make_query(name, rdtype, use_edns=0 if (edns or dnssec) else None, want_dnssec=dnssec)
+    if edns or dnssec:
+        query = dns.message.make_query(name, rdtype, use_edns=0, want_dnssec=dnssec, payload=payload)
+    else:
+        query = dns.message.make_query(name, rdtype)
     if tcp:
         return await dns.asyncquery.tcp(query, host, port=port, timeout=timeout, source=source)
     return await dns.asyncquery.udp(query, host, port=port, timeout=timeout, source=source, ignore_trailing=True)

@@ -12,6 +12,7 @@ import pytest
 from dns_support import UPSTREAM_ADDRESS, FakeUpstream, addresses, ask, rcode, rdtype
 
 from interceptor.dns.settings import InterceptRule
+from interceptor.dns.upstreams import UpstreamPool
 
 Factory = Callable[..., Any]
 
@@ -182,3 +183,28 @@ async def test_https_type_has_its_number(make_responder: Factory) -> None:
     server = await make_responder()
     reply = await ask(server.addresses[0][1], "scalews.withings.net", rdtype("HTTPS"))
     assert rcode(reply) == "NOERROR" and reply.answer == []
+
+
+async def test_ipv6_upstream_and_tcp_fetched_answer_in_full_to_a_large_edns_client(
+    make_responder: Factory, make_upstream: Factory
+) -> None:
+    truncating = await make_upstream("truncate", host="::1")
+    server = await make_responder(upstreams=(truncating.address,))
+    port = server.addresses[0][1]
+    reply = await ask(port, "big.test", edns=True, payload=4096)  # about 2 kB: fits in 4096
+    assert len(addresses(reply)) == 120 and not reply.flags & 0x0200
+
+
+def test_a_resting_upstream_comes_back_first_once_it_answers() -> None:
+    pool = UpstreamPool([("127.0.0.1", 5301), ("::1", 5302)])
+    primary, secondary = pool.upstreams
+    assert str(secondary) == "[::1]:5302"
+    pool.failed(primary, now=10.0)
+    assert pool.order(10.0) == [primary, secondary]  # one failure is not enough to rest
+    pool.failed(primary, now=10.0)
+    assert pool.order(10.5) == [secondary, primary]
+    assert pool.order(11.0) == [primary, secondary]  # rested 1 s: tried first again
+    pool.failed(primary, now=11.0)
+    assert pool.order(12.9) == [secondary, primary]  # the rest doubles
+    pool.succeeded(primary)
+    assert pool.order(12.9) == [primary, secondary]
