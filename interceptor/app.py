@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from interceptor.ble.routes import ble_context, ble_mqtt_context, ble_routes
 from interceptor.config import Config
 from interceptor.pipeline import Pipeline
 from interceptor.store.delivery import INFLUX, Delivery
@@ -51,6 +52,9 @@ def create_app(config: Config, *, clock: Clock = _utc_now) -> web.Application:
     app[REQUEST_LOG] = request_log
     app[PIPELINE] = pipeline
     app.add_routes(cloud.routes())
+    app.add_routes(ble_routes(config, pipeline))
+    app.cleanup_ctx.append(ble_context(config, pipeline))
+    app.cleanup_ctx.append(ble_mqtt_context(config, pipeline))
     app.on_response_prepare.append(_like_the_real_server)
 
     async def close_stores(_: web.Application) -> None:
