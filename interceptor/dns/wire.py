@@ -184,12 +184,17 @@ def parse_query(data: bytes) -> Query:
 
 
 def name_text(qname: bytes) -> str:
-    """Dotted text of a wire-format name, for logs and messages ('.' for the root)."""
+    """Presentation form of a wire-format name for logs ('.' for the root).
+
+    Bytes that are not printable ASCII, and dots or backslashes inside a label, are written as
+    `\\DDD` (RFC 1035 §5.1), so a hostile name cannot forge or break log lines.
+    """
     parts: list[str] = []
     position = 0
     while position < len(qname) and qname[position]:
         length = qname[position]
-        parts.append(qname[position + 1 : position + 1 + length].decode("ascii", "backslashreplace"))
+        label = qname[position + 1 : position + 1 + length]
+        parts.append("".join(chr(b) if 0x21 <= b <= 0x7E and b not in (0x2E, 0x5C) else f"\\{b:03d}" for b in label))
         position += 1 + length
     return ".".join(parts) + "." if parts else "."
 

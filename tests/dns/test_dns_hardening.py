@@ -22,13 +22,13 @@ from hypothesis import strategies as st
 from interceptor.dns.resolver import Forward, Resolver
 from interceptor.dns.server import DnsStartError, _bind_error
 from interceptor.dns.settings import DnsSettings, InterceptRule
-from interceptor.dns.wire import WireError, inspect_reply, parse_query
+from interceptor.dns.wire import WireError, inspect_reply, name_text, parse_query
 
 Factory = Callable[..., Any]
 
 
-def _resolver(**overrides: Any) -> Resolver:
-    return Resolver(DnsSettings(**overrides), lambda client, listener, now: "192.168.1.2")
+def _resolver(*, log_queries: bool = False, **overrides: Any) -> Resolver:
+    return Resolver(DnsSettings(**overrides), lambda client, listener, now: "192.168.1.2", log_queries=log_queries)
 
 
 def _query_bytes(name: str = "scalews.withings.net", qtype: str = "A") -> bytes:
@@ -219,6 +219,11 @@ def test_fuzz_any_bytes_get_an_answer_or_silence(data: bytes) -> None:
 labels = st.text("abcdefghijklmnopqrstuvwxyzABCXYZ0123456789-_", min_size=1, max_size=20).map(str.encode)
 
 
+def test_names_in_the_query_log_cannot_forge_lines() -> None:
+    assert name_text(b"\x05a\nb.c\x03com\x00") == "a\\010b\\046c.com."
+    assert name_text(b"\x00") == "."
+
+
 @FUZZ
 @given(
     st.lists(labels, min_size=1, max_size=6),
@@ -238,7 +243,7 @@ def test_fuzz_header_and_question_then_noise(
     decoded = DNSRecord.parse(packet)
     assert (parsed.qtype, parsed.edns, parsed.do) == (decoded.q.qtype, edns, do and edns)
     assert parsed.qname == qname.lower() and parsed.udp_limit == (1232 if edns else 512)
-    resolver = _resolver()
+    resolver = _resolver(log_queries=True)
     for data in (packet + noise, packet[: len(packet) - len(noise) % 7]):
         result = resolver.handle(data, "10.0.0.1", "10.0.0.53", 2.0, False)
         assert result is None or isinstance(result, bytes | Forward)
