@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,8 @@ def dnsmasq_lines(kind: str) -> str:
     text = render(kind)
     if kind == "openwrt":
         return "\n".join(f"{key}={value}" for key, value in re.findall(r"@dnsmasq\[0\]\.(\w+)='([^']+)'", text))
-    if kind == "pihole":
-        return "\n".join(re.findall(r'^\s+"([^"]+)"', text, flags=re.MULTILINE))
+    if kind == "pihole":  # the pihole.toml part must be valid TOML
+        return "\n".join(tomllib.loads(text.split("# Pi-hole v5")[0])["misc"]["dnsmasq_lines"])
     return text
 
 
