@@ -66,7 +66,7 @@ def test_serve_runs_with_no_config_file_as_an_empty_household(tmp_path: Path) ->
         process.wait(timeout=10)
     listed = run_cli("measurements", "list", "--format", "json", cwd=tmp_path, env=process_env)
     (stored,) = json.loads(listed.stdout)
-    assert stored["user"] is None and stored["readings"] == {"weight_kg": 77.0}
+    assert stored["user"] is None and stored["readings"] == {"weight_kg": 77.0, "battery_pct": 69.0}
 
 
 def test_port_in_use_is_one_clear_line(config_path, data_dir) -> None:

@@ -37,7 +37,7 @@ LOG_BODY_EXCERPT = 2048
 class Session:
     mac: str
     opened: float
-
+    battery_pct: float | None  # as the scale reported it when opening the session
 
 @dataclass
 class Outcome:
@@ -149,7 +149,7 @@ class WithingsCloud:
         except Exception:  # the debug log must never cost a reply
             log.exception("could not write the request log")
 
-    def _open_session(self, mac: str) -> str:
+    def _open_session(self, mac: str, battery_pct: float | None) -> str:
         now = time.monotonic()
         while self.sessions and (
             len(self.sessions) >= MAX_SESSIONS
@@ -157,7 +157,7 @@ class WithingsCloud:
         ):
             self.sessions.popitem(last=False)
         session_id = protocol.new_session_id()
-        self.sessions[session_id] = Session(mac, now)
+        self.sessions[session_id] = Session(mac, now, battery_pct)
         return session_id
 
     def _device_model(self, mac: str) -> str | None:
@@ -197,7 +197,7 @@ class WithingsCloud:
         if opened.extra:
             outcome.detail = f"fields kept as they came: {sorted(opened.extra)}"
         body = protocol.session_new_reply(
-            self._open_session(opened.mac),
+            self._open_session(opened.mac, opened.battery_pct),
             self._scale_users(now),
             locale=self.config.household.locale,
             gravity_m_s2=self.config.household.gravity_m_s2,
@@ -233,7 +233,9 @@ class WithingsCloud:
         now = self.clock()
         store = protocol.parse_measure_store(form, now)
         device = self._device_of(store.sessionid, store.mac)
-        readings = body_readings(store, device, self._device_model(device), now)
+        session = self.sessions.get(store.sessionid or "")
+        battery = session.battery_pct if session is not None and session.mac == device else None
+        readings = body_readings(store, device, self._device_model(device), now, battery)
         for warning in store.warnings:
             log.warning("measure from %s: %s", device, warning)
         stored = self.pipeline.ingest_many(readings)
@@ -274,8 +276,11 @@ class WithingsCloud:
         return _reply(protocol.status_reply())
 
 
-def body_readings(store: protocol.MeasureStore, device: str, model: str | None, now: datetime) -> list[Reading]:
-    """One Reading per weigh-in instant; groups sharing a `meastime` are one weigh-in."""
+def body_readings(
+    store: protocol.MeasureStore, device: str, model: str | None, now: datetime, battery_pct: float | None = None
+) -> list[Reading]:
+    """One Reading per weigh-in instant; groups sharing a `meastime` are one weigh-in. `battery_pct` is
+    the level the scale reported when it opened the session that delivers these weigh-ins."""
     merged: dict[int, tuple[int | None, list[protocol.Measure]]] = {}
     for group in store.groups:
         userid, measures = merged.setdefault(group.meastime, (group.userid, []))
@@ -292,6 +297,8 @@ def body_readings(store: protocol.MeasureStore, device: str, model: str | None, 
                 vendor[protocol.VENDOR_METRIC_TYPES[measure.type]] = measure.value
             else:
                 raw[f"withings_type_{measure.type}"] = measure.value
+        if battery_pct is not None:
+            values["battery_pct"] = float(battery_pct)
         water = raw.get(f"withings_type_{protocol.WATER_MASS_TYPE}")
         if water is not None and values.get("weight_kg"):
             vendor["water_pct"] = 100.0 * water / values["weight_kg"]

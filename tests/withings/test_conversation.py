@@ -80,7 +80,8 @@ def test_a_wbs01_weigh_in_is_stored_for_the_right_person_with_the_real_framing(s
 
     (stored,) = measurements(served)
     assert stored["user"] == "fed"
-    assert stored["readings"] == {"weight_kg": pytest.approx(86.812)}
+    # The weight, and the battery level the scale reported when it opened the session.
+    assert stored["readings"] == {"weight_kg": pytest.approx(86.812), "battery_pct": 69}
     assert stored["device_id"] == SCALE.mac and stored["device_model"] == "WS-50"
     assert stored["taken_at"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(meastime))
     assert stored["source"] == "withings"
