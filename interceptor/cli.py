@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import click
 
 from interceptor import __version__
+from interceptor.ble.cli import ble_group, gateway_command
 from interceptor.composition.cli import compute_command
 from interceptor.config import Config, ConfigError, effective_config, find_config_path, load_config
 from interceptor.dns.cli import dns_group
@@ -424,6 +425,8 @@ def config_check() -> None:
 
 main.add_command(dns_group)
 main.add_command(compute_command)
+main.add_command(ble_group)
+main.add_command(gateway_command)
 
 if __name__ == "__main__":
     main()
