@@ -162,7 +162,7 @@ async def _listen(source: Any, keys: dict[str, bytes]) -> None:
 
     async for frame in source.frames():
         decoded = decode_frame(frame, keys.get)
-        if decoded is None:
+        if decoded is None or not (decoded.samples or decoded.errors):  # another Xiaomi device on 0xFE95
             continue
         line = {"time": frame.to_json()["time"], "mac": frame.mac, "rssi": frame.rssi, "name": frame.name,
                 "service_data": {uuid: data.hex() for uuid, data in frame.service_data.items()},
