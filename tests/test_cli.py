@@ -108,3 +108,28 @@ def test_config_check_masks_secrets(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert "hunter2" not in result.stdout + result.stderr
     assert json.loads(result.stdout)["influx"]["password"] == "**********"
+
+
+def test_serve_also_answers_dns_for_the_scale(tmp_path: Path) -> None:
+    """`interceptor serve` starts the DNS responder too (unless --no-dns): the scale's name resolves here."""
+    import dns.message
+    import dns.query
+    import dns.rdatatype
+
+    dns_port, http_port = free_port(), free_port()
+    config = tmp_path / "interceptor.toml"
+    config.write_text(f'[http]\nlisten = "127.0.0.1:{http_port}"\n'
+                      f'[dns]\nlisten = ["127.0.0.1:{dns_port}"]\nupstreams = ["127.0.0.1:9"]\n')
+    process = subprocess.Popen([str(INTERCEPTOR), "serve", "--config", str(config), "--data-dir", str(tmp_path / "d")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(http_port, process)
+        answer = dns.query.udp(dns.message.make_query("scalews.withings.net", "A"), "127.0.0.1", port=dns_port,
+                               timeout=5)
+        assert [item.address for rrset in answer.answer for item in rrset] == ["127.0.0.1"]
+        aaaa = dns.query.udp(dns.message.make_query("scalews.withings.net", "AAAA"), "127.0.0.1", port=dns_port,
+                             timeout=5)
+        assert aaaa.rcode() == 0 and aaaa.answer == []
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
