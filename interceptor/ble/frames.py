@@ -19,6 +19,7 @@ SCALE_UUIDS = frozenset({"181d", "181b", "fe95"})
 
 # Bluetooth Base UUID: a 16-bit UUID xxxx stands for 0000xxxx-0000-1000-8000-00805f9b34fb.
 _BASE_UUID_SUFFIX = "-0000-1000-8000-00805f9b34fb"
+LATEST_TIME = 4_102_444_800.0  # 2100-01-01: later (or pre-1970) times are a broken clock or a bad frame
 _MAC = re.compile(r"^([0-9A-F]{2})" + r"[:-]?([0-9A-F]{2})" * 5 + "$")
 
 
@@ -108,6 +109,8 @@ def frame_from_json(item: Any) -> Frame:
         raise FrameError(f"time {time_text!r} is not ISO 8601") from None
     if moment.tzinfo is None:
         raise FrameError(f"time {time_text!r} has no zone; end it with 'Z' or '+00:00'")
+    if not 0 <= moment.timestamp() < LATEST_TIME:
+        raise FrameError(f"time {time_text!r} is outside 1970-2099; is the receiver's clock set?")
     mac = item.get("mac")
     if not isinstance(mac, str):
         raise FrameError("mac must be a string like 'C8:47:8C:C0:95:89'")

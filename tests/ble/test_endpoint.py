@@ -15,6 +15,7 @@ from interceptor.app import JOURNAL, PIPELINE, create_app
 from interceptor.ble.frames import Frame
 from interceptor.ble.routes import FRAMES_PATH, service_for
 from interceptor.ble.service import BleService
+from interceptor.ble.settings import BleSettings
 from interceptor.config import load_config
 from tests.ble.conftest import TOKEN, ble_toml
 from tests.ble.vectors import by_id
@@ -121,3 +122,28 @@ def _touch_later(path: Path) -> None:
     """Make the change visible to an mtime check even on a coarse-grained file system clock."""
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+
+
+def test_ble_user_maps_the_s400_profile() -> None:
+    from interceptor.ble.aggregate import Aggregator
+    from interceptor.ble.decode import decode_frame
+    from interceptor.ble.users import ble_user
+    from tests.ble.streams import s400_weigh_in
+
+    settings = BleSettings.model_validate({"devices": {"8C:D0:B2:F6:BE:EF": {
+        "bind_key": "0728974d657a4b60964c1b1677f35f7c", "profiles": {"1": "fed", "2": "fra"}}}})
+    aggregator = Aggregator()
+    readings = [reading for frame in s400_weigh_in()
+                for reading in aggregator.feed(frame, decode_frame(frame, settings.bind_key).samples, frame.time)]  # type: ignore[union-attr]
+    assert [reading.device_user_id for reading in readings] == ["1"]
+    assert ble_user(readings[0], settings) == "fed"
+    assert ble_user(readings[0].model_copy(update={"device_user_id": "3"}), settings) is None
+    assert ble_user(readings[0].model_copy(update={"device_id": "11:22:33:44:55:66"}), settings) is None
+
+
+@pytest.mark.xfail(reason="needs the lead's call to interceptor.ble.users.ble_user in users.by_device", strict=False)
+async def test_s400_weigh_in_is_fred_with_composition(client: TestClient) -> None:
+    response = await client.post(FRAMES_PATH, json={"frames": s400_weigh_in()}, headers=AUTH)
+    [measurement] = client.app[JOURNAL].measurements_by_id((await response.json())["measurements"]).values()
+    assert measurement.user == "fed"
+    assert "body_fat_pct" in measurement.metrics
