@@ -130,3 +130,32 @@ def test_gateway_needs_a_token_and_a_server(tmp_path: Path) -> None:
     no_token = run_cli("gateway", "--server", "http://127.0.0.1:9", "--from-file", str(stream), env=env)
     assert no_token.returncode == 1 and "no token" in no_token.stderr
     assert "Traceback" not in no_server.stderr + no_token.stderr
+
+
+def test_server_picks_up_a_new_token_without_restart(tmp_path: Path) -> None:
+    """`serve --config FILE` watches FILE: a changed [ble] takes effect on the next request."""
+    import urllib.error
+    import urllib.request
+
+    config = household(tmp_path)
+    server = start_server(config, tmp_path / "server")
+
+    def status(token: str) -> int:
+        request = urllib.request.Request(f"http://127.0.0.1:{server.port}/api/v1/ble/frames", data=b'{"frames":[]}',
+                                         headers={"Authorization": f"Bearer {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    fresh = "a-new-token-after-a-leak-0123456789"
+    try:
+        assert (status(TOKEN), status(fresh)) == (200, 401)
+        config.write_text(config.read_text(encoding="utf-8").replace(TOKEN, fresh), encoding="utf-8")
+        later = config.stat().st_mtime_ns + 2_000_000_000  # visible even to a coarse file system clock
+        os.utime(config, ns=(later, later))
+        assert (status(TOKEN), status(fresh)) == (401, 200)
+    finally:
+        log = server.kill()
+    assert "reloaded [ble]" in log and fresh not in log and TOKEN not in log
