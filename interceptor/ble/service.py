@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from interceptor.ble.aggregate import Aggregator
-from interceptor.ble.decode import decode_frame
+from interceptor.ble.decode import Sample, decode_frame
 from interceptor.ble.errors import BindKeyError, DecodeError, MissingBindKey, NotThisDevice
 from interceptor.ble.framelog import FrameLog
 from interceptor.ble.frames import Frame
@@ -74,7 +74,7 @@ class BleService:
         now = self.clock() if now is None else now
         self.reload_if_changed()
         result = Accepted(frames=len(frames))
-        kept: list[tuple[Frame, list]] = []
+        kept: list[tuple[Frame, list[Sample]]] = []
         for frame in frames:
             decoded = decode_frame(frame, self.settings.bind_key)
             if decoded is None:
