@@ -102,7 +102,7 @@ class Pipeline:
         for reading in readings:
             assignment = assign_user(
                 reading, self.config.users, lambda slug: self.journal.recent_weights(slug, RECENT_WEIGHINS),
-                self.config.household.assign_tolerance_kg,
+                self.config.household.assign_tolerance_kg, self.config.ble,
             )
             items.append(self._decide(reading, assignment))
         stored = self.journal.insert(items)

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from interceptor.ble.settings import BleSettings
+from interceptor.ble.users import ble_user
 from interceptor.config import Person
 from interceptor.model import Reading
 
@@ -46,13 +48,18 @@ class Assignment:
     how: str  # "device" | "weight" | "none"
 
 
-def by_device(reading: Reading, people: Sequence[Person]) -> str | None:
+def by_device(reading: Reading, people: Sequence[Person], ble_settings: BleSettings | None = None) -> str | None:
+    """The person the device itself named: a Withings `userid`, or an S400 profile id mapped in [ble]."""
     if reading.device_user_id is None:
         return None
     if reading.source == "withings":
         for person in people:
             if str(withings_user_id(person)) == reading.device_user_id:
                 return person.slug
+    if ble_settings is not None:
+        slug = ble_user(reading, ble_settings)
+        if slug is not None and any(person.slug == slug for person in people):
+            return slug
     return None
 
 
@@ -79,10 +86,16 @@ def by_weight(weight_kg: float, people: Sequence[Person], recent: RecentWeights,
     return distances[0][1]
 
 
-def assign_user(reading: Reading, people: Sequence[Person], recent: RecentWeights, tolerance_kg: float) -> Assignment:
+def assign_user(
+    reading: Reading,
+    people: Sequence[Person],
+    recent: RecentWeights,
+    tolerance_kg: float,
+    ble_settings: BleSettings | None = None,
+) -> Assignment:
     if reading.kind != "body":
         return Assignment(None, "none")
-    device_choice = by_device(reading, people)
+    device_choice = by_device(reading, people, ble_settings)
     if device_choice is not None:
         return Assignment(device_choice, "device")
     weight = reading.values.get("weight_kg")

@@ -141,9 +141,26 @@ def test_ble_user_maps_the_s400_profile() -> None:
     assert ble_user(readings[0].model_copy(update={"device_id": "11:22:33:44:55:66"}), settings) is None
 
 
-@pytest.mark.xfail(reason="needs the lead's call to interceptor.ble.users.ble_user in users.by_device", strict=False)
 async def test_s400_weigh_in_is_fred_with_composition(client: TestClient) -> None:
     response = await client.post(FRAMES_PATH, json={"frames": s400_weigh_in()}, headers=AUTH)
     [measurement] = client.app[JOURNAL].measurements_by_id((await response.json())["measurements"]).values()
-    assert measurement.user == "fed"
-    assert "body_fat_pct" in measurement.metrics
+    assert measurement.user == "fed" and measurement.assignment == "device"
+    assert measurement.metrics["body_fat_pct"].method == "s400"
+    assert {"impedance_high_ohm", "impedance_low_ohm"} <= set(measurement.readings)
+
+
+async def test_mi_scale_2_weigh_in_goes_to_the_person_whose_weight_range_fits(
+    aiohttp_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Mi Scale 2 names nobody: weight decides (here a range, as for a person with no history yet)."""
+    path = tmp_path / "interceptor.toml"
+    path.write_text(ble_toml(extra='\n[[users]]\nslug = "max"\nname = "Max"\nshort_name = "MAX"\nsex = "male"\n'
+                                   'birth_date = "1979-02-11"\nheight_cm = 178\nweight_range_kg = [80, 95]\n'))
+    monkeypatch.setenv("INTERCEPTOR_CONFIG", str(path))
+    config = load_config(path, environ={}, overrides={"data_dir": str(tmp_path / "data")})
+    client = await aiohttp_client(create_app(config))
+    response = await client.post(FRAMES_PATH, json={"frames": mi_scale_2_weigh_in(time.time() - 60)}, headers=AUTH)
+    [measurement] = client.app[JOURNAL].measurements_by_id((await response.json())["measurements"]).values()
+    assert measurement.user == "max" and measurement.assignment == "weight"
+    assert measurement.metrics["body_fat_pct"].method == "xiaomi"
+    assert measurement.readings["impedance_ohm"] == 428.0
