@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import functools
+import importlib
 import json
 import logging
 import os
@@ -16,18 +17,17 @@ import sys
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from interceptor import __version__
-from interceptor.ble.cli import ble_group, gateway_command
-from interceptor.composition.cli import compute_command
-from interceptor.config import Config, ConfigError, effective_config, find_config_path, load_config
-from interceptor.dns.cli import dns_group
-from interceptor.model import Measurement
-from interceptor.pipeline import Pipeline
-from interceptor.store.journal import Journal, JournalError, Renderer
+
+if TYPE_CHECKING:  # the modules behind the commands load when a command runs: see _Commands
+    from interceptor.config import Config
+    from interceptor.model import Measurement
+    from interceptor.pipeline import Pipeline
+    from interceptor.store.journal import Journal, Renderer
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_CONFIG = 2
@@ -64,6 +64,8 @@ def common_options(command: F) -> F:
 
 def load(**overrides: Any) -> Config:
     """The effective config for the running subcommand, or exit 2 with the reason."""
+    from interceptor.config import ConfigError, load_config
+
     context = click.get_current_context()
     merged = {**context.meta.get("interceptor.overrides", {}), **overrides}
     try:
@@ -83,6 +85,8 @@ def event_loop_runner() -> Callable[[Any], Any]:
 
 
 def open_journal(config: Config, sinks: Mapping[str, Renderer] | None = None) -> Journal:
+    from interceptor.store.journal import Journal, JournalError
+
     path = config.data_dir / "journal.sqlite"
     if not path.exists():
         raise UserError(f"no journal at {path}: nothing has been stored yet (or pass --data-dir)")
@@ -92,8 +96,30 @@ def open_journal(config: Config, sinks: Mapping[str, Renderer] | None = None) ->
         raise UserError(str(error)) from None
 
 
+# Commands that live with their package; imported only when run, so that `interceptor gateway` on a
+# Raspberry Pi does not load the server, and `interceptor serve` does not load the gateway.
+LAZY_COMMANDS = {
+    "ble": "interceptor.ble.cli:ble_group",
+    "compute": "interceptor.composition.cli:compute_command",
+    "dns": "interceptor.dns.cli:dns_group",
+    "gateway": "interceptor.ble.cli:gateway_command",
+    "replay": "interceptor.capture.cli:replay_command",
+}
+
+
 class _Commands(click.Group):
-    """A bug gets one line (and the hint to use --debug), not a traceback, unless --debug was given."""
+    """Loads package commands on demand, and gives a bug one line (and the hint to use --debug), not a
+    traceback, unless --debug was given."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            module, _, attribute = LAZY_COMMANDS[cmd_name].partition(":")
+            command: click.Command = getattr(importlib.import_module(module), attribute)
+            return command
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -132,6 +158,7 @@ def main(context: click.Context, debug: bool) -> None:
 def serve(http_listen: str | None, no_dns: bool, query_log: bool) -> None:
     """Run the emulated Withings cloud (and the DNS responder) until stopped."""
     from interceptor.serve import ServeError, run
+    from interceptor.store.journal import JournalError
 
     config = load(**{"http.listen": http_listen})
     try:
@@ -239,6 +266,7 @@ def list_measurements(output: str, user: str | None, since: str | None, kind: st
 
 def _pipeline(config: Config) -> Pipeline:
     """The pipeline over the journal, with the configured sinks, so changes are re-delivered."""
+    from interceptor.pipeline import Pipeline
     from interceptor.store.delivery import INFLUX
     from interceptor.store.lineprotocol import LineProtocol
 
@@ -416,6 +444,8 @@ def config_group() -> None:
 @common_options
 def config_check() -> None:
     """Validate the config and print the effective values (secrets masked)."""
+    from interceptor.config import effective_config, find_config_path
+
     config = load()
     path = find_config_path(click.get_current_context().meta.get("interceptor.config_path"), os.environ)
     click.echo(f"config OK ({path or 'no file: defaults and environment'}); "
@@ -423,10 +453,6 @@ def config_check() -> None:
     click.echo(json.dumps(effective_config(config), indent=2, default=str))
 
 
-main.add_command(dns_group)
-main.add_command(compute_command)
-main.add_command(ble_group)
-main.add_command(gateway_command)
 
 if __name__ == "__main__":
     main()
