@@ -1,10 +1,9 @@
 """`interceptor gateway` and `interceptor ble decode|replay`.
 
-The gateway runs for months on a Raspberry Pi next to the scale, so it must stay small. The
-`interceptor` command imports the whole server (pydantic models, composition, DNS) before it
-dispatches, about 38 MB; `gateway` therefore re-executes itself as `python -m
-interceptor.ble.cli` with the same options, a process that loads only the gateway's modules (see
-docs/benchmarks-ble.md for the RSS). This module imports nothing heavy at the top for that reason.
+The gateway runs for months on a Raspberry Pi next to the scale, so it must stay small: the
+`interceptor` command loads a command's modules only when it runs (`interceptor.cli.LAZY_COMMANDS`),
+and this module imports nothing heavy at the top, so the gateway process holds the gateway's
+modules and not the server's (docs/benchmarks-ble.md has its RSS).
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from typing import Any
 
 import click
 
-LEAN_MARKER = "INTERCEPTOR_GATEWAY_LEAN"
 TOKEN_VARIABLE = "INTERCEPTOR_GATEWAY_TOKEN"
 REPLAY_BATCH = 500
 
@@ -54,40 +52,6 @@ def _parse_keys(pairs: tuple[str, ...]) -> dict[str, bytes]:
     return keys
 
 
-def _lean_argv(context: click.Context) -> list[str]:
-    """The parsed options again as arguments, for the re-executed process."""
-    arguments: list[str] = []
-    for parameter in context.command.params:
-        if not isinstance(parameter, click.Option) or parameter.name is None:
-            continue
-        value = context.params.get(parameter.name)
-        if value is None or value is False or value == ():
-            continue
-        flag = parameter.opts[0]
-        if parameter.is_flag:
-            arguments.append(flag)
-        elif parameter.multiple:
-            for item in value:
-                arguments += [flag, str(item)]
-        else:
-            arguments += [flag, str(value)]
-    return arguments
-
-
-def _become_lean(context: click.Context) -> None:
-    """Replace this process (same pid) with one that imports only the gateway; a no-op when this
-    process is already that one, or is not the installed `interceptor` command (tests in-process)."""
-    if os.environ.get(LEAN_MARKER) or Path(sys.argv[0]).name != "interceptor" or "interceptor.cli" not in sys.modules:
-        return
-    arguments = _lean_argv(context)
-    if context.find_root().meta.get("interceptor.debug") and "--debug" not in arguments:
-        arguments.append("--debug")
-    os.environ[LEAN_MARKER] = "1"
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "interceptor.ble.cli", *arguments])
-
-
 @click.command("gateway", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--server", metavar="URL", envvar="INTERCEPTOR_GATEWAY_SERVER",
               help="the interceptor server, e.g. http://192.168.1.10 (env INTERCEPTOR_GATEWAY_SERVER)")
@@ -108,13 +72,11 @@ def _become_lean(context: click.Context) -> None:
 @click.option("--max-retry", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
               help="longest pause in seconds between attempts to reach the server")
 @click.option("--debug", is_flag=True, hidden=True)
-@click.pass_context
-def gateway_command(context: click.Context, server: str | None, token_file: Path | None, data_dir: Path | None,
+def gateway_command(server: str | None, token_file: Path | None, data_dir: Path | None,
                     adapter: str | None, listen_only: bool, keys: tuple[str, ...], from_file: Path | None,
                     rate: float | None, loop: bool, spool_max: int, max_retry: float, debug: bool) -> None:
     """Listen to Bluetooth scales and forward their frames to the server (runs until stopped)."""
-    _become_lean(context)
-    if "interceptor.cli" not in sys.modules:  # re-executed: `interceptor`'s logging set-up did not run
+    if "interceptor.cli" not in sys.modules:  # run as `python -m interceptor.ble.cli`: no logging set up yet
         logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from interceptor.ble.sources import BleakSource, FileSource, FrameSource, SourceError
