@@ -23,14 +23,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
 from interceptor.ble.decode import Sample
-from interceptor.ble.frames import Frame
+from interceptor.ble.frames import SOURCE, Frame
 from interceptor.ble.mibeacon import S200Packet, S400Packet
 from interceptor.ble.miscale import MiScaleSample
 from interceptor.model import Reading
 
 log = logging.getLogger(__name__)
 
-SOURCE = "ble"
 PAIR_TIMEOUT_S = 10.0  # openScale's S400Aggregator waits 10 s for the second packet (reference §2.5)
 IMPEDANCE_WAIT_S = 15.0  # Mi Scale 2: BIA follows stabilization within a few seconds
 REPEAT_WINDOW_S = 30.0  # export2garmin's duplicate guard (reference §7)

@@ -14,6 +14,9 @@ from typing import Any, Literal
 
 AddressType = Literal["public", "random", "unknown"]
 
+# `Reading.source` of everything that arrives over Bluetooth (gateway, btsnoop, MQTT).
+SOURCE = "ble"
+
 # Service-data UUIDs that can carry a scale frame: Mi Scale, Mi Scale 2, MiBeacon (S400/S200).
 SCALE_UUIDS = frozenset({"181d", "181b", "fe95"})
 

@@ -9,9 +9,6 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESCCM
-
 from interceptor.ble.errors import BindKeyError, DecodeError, MissingBindKey
 
 # Product ids (frame bytes 2–3, LE) → model (reference §2.1).
@@ -121,6 +118,10 @@ def decrypt(data: bytes, header: Header, mac: str, key: bytes) -> bytes:
     """AES-128-CCM, 4-byte MIC; nonce = MAC reversed ‖ product id ‖ counter ‖ 3-byte ext counter."""
     if len(data) < header.objects_at + 7:
         raise DecodeError("encrypted MiBeacon frame is too short for its ext counter and MIC")
+    # cryptography (OpenSSL, ~7 MB) is loaded with the first encrypted frame, not by every server.
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESCCM
+
     nonce = bytes.fromhex(mac.replace(":", ""))[::-1] + data[2:5] + data[-7:-4]
     try:
         return AESCCM(key, tag_length=4).decrypt(nonce, data[header.objects_at:-7] + data[-4:], AAD)

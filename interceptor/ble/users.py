@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from interceptor.ble.aggregate import SOURCE
+from interceptor.ble.frames import SOURCE
 from interceptor.ble.settings import BleSettings
 from interceptor.model import Reading
 
