@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,12 +107,24 @@ def test_server_unit(server: Unit) -> None:
 
 def test_gateway_unit(gateway: Unit) -> None:
     command = check_common(gateway)
-    assert command[1:] == ["gateway", "--config", "/etc/interceptor/interceptor.toml"]
+    assert command[1:] == ["gateway", "--data-dir", "/var/lib/interceptor-gateway"]
+    assert f"/var/lib/{one(gateway, 'Service', 'StateDirectory')}" == command[3]
+    assert one(gateway, "Service", "EnvironmentFile") == "/etc/interceptor/gateway.env"
     assert words(gateway, "Service", "AmbientCapabilities") == {"CAP_NET_ADMIN", "CAP_NET_RAW"}
     assert words(gateway, "Service", "CapabilityBoundingSet") == {"CAP_NET_ADMIN", "CAP_NET_RAW"}
     assert "bluetooth" in words(gateway, "Service", "SupplementaryGroups")
     assert "AF_BLUETOOTH" in words(gateway, "Service", "RestrictAddressFamilies")
     assert "bluetooth.target" in words(gateway, "Unit", "After")
+
+
+def test_the_units_command_lines_are_ones_the_cli_accepts(server: Unit, gateway: Unit) -> None:
+    from interceptor.cli import main
+
+    for unit in (server, gateway):
+        arguments = shlex.split(one(unit, "Service", "ExecStart"))[1:]
+        command = main.get_command(click.Context(main), arguments[0])
+        assert command is not None, arguments[0]
+        command.make_context(arguments[0], arguments[1:])  # raises on an unknown option
 
 
 def test_units_run_what_the_readme_installs(server: Unit, gateway: Unit) -> None:
