@@ -138,16 +138,20 @@ class TcpSynthesiser:
                 frames.append((timestamp + index * 1e-5 + 5e-6, self.frame(self._other(sender), tcp.TH_ACK)))
         return frames
 
+    def fin(self, sender: Address, timestamp: float) -> list[TimedFrame]:
+        """`sender` closes its half of the connection."""
+        frame = (timestamp, self.frame(sender, tcp.TH_FIN | tcp.TH_ACK))
+        self._next[sender] += 1
+        return [frame]
+
+    def ack(self, sender: Address, timestamp: float) -> list[TimedFrame]:
+        return [(timestamp, self.frame(sender, tcp.TH_ACK))]
+
     def close(self, timestamp: float, *, first: Address | None = None) -> list[TimedFrame]:
         """FIN from `first` (default the client), the peer's FIN-ACK, and the last ACK."""
         closer = first or self.client
         peer = self._other(closer)
-        frames = [(timestamp, self.frame(closer, tcp.TH_FIN | tcp.TH_ACK))]
-        self._next[closer] += 1
-        frames.append((timestamp + 1e-4, self.frame(peer, tcp.TH_FIN | tcp.TH_ACK)))
-        self._next[peer] += 1
-        frames.append((timestamp + 2e-4, self.frame(closer, tcp.TH_ACK)))
-        return frames
+        return self.fin(closer, timestamp) + self.fin(peer, timestamp + 1e-4) + self.ack(closer, timestamp + 2e-4)
 
 
 class PcapngWriter:

@@ -1,0 +1,270 @@
+"""`interceptor serve --capture DIR`: every scale connection written as a pcapng file.
+
+A user with a new firmware can send us exactly what their scale said and what we answered, without
+running tcpdump on their router. The bytes are tapped at the transport, below aiohttp: the protocol
+factory is wrapped so each connection's `data_received` and each `write` to its transport are
+recorded as they happen, before any parsing, so a request aiohttp rejects is recorded too. The
+kernel keeps the real packets to itself, so the TCP/IP framing is synthesised around those bytes
+(`synth.py`): handshake, segments with sequence and acknowledgement numbers, the close.
+
+Files are written as the connection goes (under a `.part` name, renamed when it closes), one per
+connection, and the directory is kept under `max_files` files and `max_bytes` bytes by removing the
+oldest. Recording never costs a reply: a write error is logged once and that recording stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from aiohttp import web
+
+from interceptor.capture.link import Address
+from interceptor.capture.synth import PcapngWriter, TcpSynthesiser, TimedFrame
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".pcapng"
+PARTIAL = ".part"
+
+
+@dataclass(frozen=True)
+class RecordingSettings:
+    directory: Path
+    max_files: int = 1000
+    max_bytes: int = 100 * 1024 * 1024
+
+
+def _address(peer: Any) -> Address | None:
+    """(host, port) from a socket address; IPv4-mapped IPv6 addresses as plain IPv4."""
+    if not isinstance(peer, tuple) or len(peer) < 2:
+        return None
+    try:
+        host = ipaddress.ip_address(str(peer[0]).split("%")[0])
+    except ValueError:
+        return None
+    if isinstance(host, ipaddress.IPv6Address) and host.ipv4_mapped is not None:
+        host = host.ipv4_mapped
+    return str(host), int(peer[1])
+
+
+class Recorder:
+    """The capture directory: names new files, and removes the oldest beyond the limits."""
+
+    def __init__(self, settings: RecordingSettings) -> None:
+        self.settings = settings
+        settings.directory.mkdir(parents=True, exist_ok=True)
+        existing = sorted(settings.directory.glob(f"*{SUFFIX}"))
+        self._files: deque[tuple[Path, int]] = deque((path, path.stat().st_size) for path in existing)
+        self._total = sum(size for _, size in self._files)
+        self._enforce()
+
+    def open(self, client: Address, server: Address, now: float) -> ConnectionRecording | None:
+        stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        name = f"{stamp}-{client[0].replace(':', '_')}-{client[1]}"
+        path = self.settings.directory / f"{name}{SUFFIX}{PARTIAL}"
+        try:
+            stream = path.open("xb")
+        except OSError as error:
+            log.warning("capture: cannot create %s: %s; this connection is not recorded", path, error)
+            return None
+        return ConnectionRecording(self, path, stream, TcpSynthesiser(client, server), now)
+
+    def finished(self, path: Path, size: int) -> None:
+        self._files.append((path, size))
+        self._total += size
+        self._enforce()
+
+    def _enforce(self) -> None:
+        while self._files and (len(self._files) > self.settings.max_files or self._total > self.settings.max_bytes):
+            oldest, size = self._files.popleft()
+            self._total -= size
+            try:
+                oldest.unlink(missing_ok=True)
+            except OSError as error:
+                log.warning("capture: cannot remove %s: %s", oldest, error)
+
+
+class ConnectionRecording:
+    """One connection's file. Data beyond the size cap is dropped, and the file says where."""
+
+    def __init__(self, recorder: Recorder, path: Path, stream: BinaryIO, synth: TcpSynthesiser, now: float) -> None:
+        self.recorder = recorder
+        self.path = path
+        self.stream = stream
+        self.synth = synth
+        self.client_closed = False
+        self.failed = False
+        self.truncated = False
+        self.writer = self._guard(lambda: PcapngWriter(stream, synth.linktype))
+        self._write(synth.handshake(now))
+
+    def _guard(self, action: Callable[[], Any]) -> Any:
+        if self.failed:
+            return None
+        try:
+            return action()
+        except OSError as error:
+            self.failed = True
+            log.warning("capture: writing %s failed (%s); this connection is no longer recorded", self.path, error)
+            return None
+
+    def _write(self, frames: list[TimedFrame]) -> None:
+        if self.writer is None or self.truncated:
+            return
+        if self.stream.tell() > self.recorder.settings.max_bytes:
+            self.truncated = True
+            log.warning("capture: %s reached %d bytes; the rest of this connection is not recorded", self.path,
+                        self.recorder.settings.max_bytes)
+            return
+        self._guard(lambda: self.writer.write(frames))
+
+    def received(self, data: bytes, now: float) -> None:
+        self._write(self.synth.send(self.synth.client, data, now))
+
+    def sent(self, data: bytes, now: float) -> None:
+        self._write(self.synth.send(self.synth.server, data, now))
+
+    def client_eof(self, now: float) -> None:
+        if not self.client_closed:
+            self.client_closed = True
+            self._write(self.synth.fin(self.synth.client, now))
+
+    def close(self, now: float) -> None:
+        if self.client_closed:
+            self._write(self.synth.fin(self.synth.server, now) + self.synth.ack(self.synth.client, now + 1e-4))
+        else:
+            self._write(self.synth.close(now, first=self.synth.server))
+        final = self.path.with_name(self.path.name.removesuffix(PARTIAL))
+        try:
+            size = self.stream.tell()
+            self.stream.close()
+            self.path.rename(final)
+        except OSError as error:
+            log.warning("capture: cannot finish %s: %s", self.path, error)
+            return
+        self.recorder.finished(final, size)
+
+
+class _TappedTransport(asyncio.Transport):
+    """The real transport, with every write recorded first."""
+
+    def __init__(self, real: asyncio.Transport, recording: ConnectionRecording) -> None:
+        super().__init__()
+        self._real = real
+        self._recording = recording
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._recording.sent(bytes(data), time.time())
+        self._real.write(data)
+
+    def writelines(self, list_of_data: Any) -> None:
+        data = b"".join(bytes(item) for item in list_of_data)
+        self._recording.sent(data, time.time())
+        self._real.write(data)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._real.get_extra_info(name, default)
+
+    def is_closing(self) -> bool:
+        return self._real.is_closing()
+
+    def close(self) -> None:
+        self._real.close()
+
+    def abort(self) -> None:
+        self._real.abort()
+
+    def pause_reading(self) -> None:
+        self._real.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._real.resume_reading()
+
+    def is_reading(self) -> bool:
+        return self._real.is_reading()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._real.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_size(self) -> int:
+        return self._real.get_write_buffer_size()
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._real.get_write_buffer_limits()
+
+    def can_write_eof(self) -> bool:
+        return self._real.can_write_eof()
+
+    def write_eof(self) -> None:
+        self._real.write_eof()
+
+
+class _TapProtocol(asyncio.Protocol):
+    """Stands between the event loop and aiohttp's protocol for one connection."""
+
+    def __init__(self, inner: asyncio.Protocol, recorder: Recorder) -> None:
+        self._inner = inner
+        self._recorder = recorder
+        self._recording: ConnectionRecording | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        client = _address(transport.get_extra_info("peername"))
+        server = _address(transport.get_extra_info("sockname"))
+        if client is not None and server is not None:
+            self._recording = self._recorder.open(client, server, time.time())
+        if self._recording is not None:
+            # uvloop's transports do not derive from asyncio.Transport but offer the same methods.
+            transport = _TappedTransport(cast(asyncio.Transport, transport), self._recording)
+        self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._recording is not None:
+            self._recording.received(data, time.time())
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        if self._recording is not None:
+            self._recording.client_eof(time.time())
+        return self._inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._recording is not None:
+            self._recording.close(time.time())
+            self._recording = None
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+
+class RecordingSite(web.TCPSite):
+    """A TCPSite whose connections go through the tap. It replaces `TCPSite.start` only to pass a
+    wrapped protocol factory to `create_server`; everything else is aiohttp's."""
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, settings: RecordingSettings) -> None:
+        super().__init__(runner, host, port, reuse_address=True)
+        self._recorder = Recorder(settings)
+
+    async def start(self) -> None:
+        self._runner._reg_site(self)
+        factory = self._runner.server
+        assert factory is not None
+        recorder = self._recorder
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: _TapProtocol(factory(), recorder), self._host, self._port, backlog=self._backlog,
+            reuse_address=self._reuse_address,
+        )
+        log.info("recording every scale conversation to %s (at most %d files, %d bytes)",
+                 recorder.settings.directory, recorder.settings.max_files, recorder.settings.max_bytes)
