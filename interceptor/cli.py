@@ -155,14 +155,26 @@ def main(context: click.Context, debug: bool) -> None:
               help="where the emulated Withings cloud listens (default 0.0.0.0:80)")
 @click.option("--no-dns", is_flag=True, help="do not start the DNS responder")
 @click.option("--query-log", is_flag=True, help="log every DNS query")
-def serve(http_listen: str | None, no_dns: bool, query_log: bool) -> None:
+@click.option("--capture", "capture_dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+              help="write every scale conversation to DIR as a pcapng file (one per connection)")
+@click.option("--capture-max-files", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="with --capture: keep at most this many files (the oldest are removed)")
+@click.option("--capture-max-bytes", type=click.IntRange(min=1), default=100_000_000, show_default=True,
+              help="with --capture: keep at most this many bytes of files (the oldest are removed)")
+def serve(http_listen: str | None, no_dns: bool, query_log: bool, capture_dir: Path | None,
+          capture_max_files: int, capture_max_bytes: int) -> None:
     """Run the emulated Withings cloud (and the DNS responder) until stopped."""
     from interceptor.serve import ServeError, run
     from interceptor.store.journal import JournalError
 
     config = load(**{"http.listen": http_listen})
+    capture = None
+    if capture_dir is not None:
+        from interceptor.capture.record import RecordingSettings
+
+        capture = RecordingSettings(capture_dir, capture_max_files, capture_max_bytes)
     try:
-        event_loop_runner()(run(config, with_dns=not no_dns, query_log=query_log))
+        event_loop_runner()(run(config, with_dns=not no_dns, query_log=query_log, capture=capture))
     except (ServeError, JournalError) as error:
         raise UserError(str(error)) from None
     except KeyboardInterrupt:

@@ -6,11 +6,15 @@ import asyncio
 import errno
 import logging
 import signal
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from interceptor.app import create_app
 from interceptor.config import Config
+
+if TYPE_CHECKING:
+    from interceptor.capture.record import RecordingSettings
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +39,25 @@ def bind_error_message(what: str, host: str, port: int, error: OSError) -> str:
     return f"cannot listen for {what} on {host}:{port}: {error.strerror or error}"
 
 
-async def run(config: Config, *, with_dns: bool = True, query_log: bool = False) -> None:
+async def run(config: Config, *, with_dns: bool = True, query_log: bool = False,
+              capture: RecordingSettings | None = None) -> None:
+    """`capture`: also write every connection to a pcapng file (`interceptor.capture.record`)."""
     app = create_app(config)
     runner = web.AppRunner(app, access_log_format='%a "%r" %s %b %Tfs')
     await runner.setup()
     host, port = config.http.host_port
     dns_server = None
     try:
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        if capture is not None:
+            from interceptor.capture.record import RecordingSite
+
+            try:
+                site = RecordingSite(runner, host, port, capture)
+            except OSError as error:
+                raise ServeError(f"--capture {capture.directory}: {error.strerror or error}") from None
         try:
-            await web.TCPSite(runner, host, port, reuse_address=True).start()
+            await site.start()
         except OSError as error:
             raise ServeError(bind_error_message("HTTP", host, port, error)) from None
         for address in runner.addresses:
