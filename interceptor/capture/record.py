@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 SUFFIX = ".pcapng"
 PARTIAL = ".part"
+BLOCK_OVERHEAD = 36  # an enhanced packet block around a frame: header, trailer, padding
+CLOSE_RESERVE = 512  # kept below the size cap for the closing frames
 
 
 @dataclass(frozen=True)
@@ -117,21 +119,26 @@ class ConnectionRecording:
             log.warning("capture: writing %s failed (%s); this connection is no longer recorded", self.path, error)
             return None
 
-    def _write(self, frames: list[TimedFrame]) -> None:
-        if self.writer is None or self.truncated:
+    def _write(self, frames: list[TimedFrame], *, data: bool = False) -> None:
+        """Data frames stop at the size cap, keeping room for the close; other frames always go."""
+        if self.writer is None:
             return
-        if self.stream.tell() > self.recorder.settings.max_bytes:
-            self.truncated = True
-            log.warning("capture: %s reached %d bytes; the rest of this connection is not recorded", self.path,
-                        self.recorder.settings.max_bytes)
-            return
+        if data:
+            if self.truncated:
+                return
+            size = sum(len(frame) + BLOCK_OVERHEAD for _, frame in frames)
+            if (self._guard(self.stream.tell) or 0) + size > self.recorder.settings.max_bytes - CLOSE_RESERVE:
+                self.truncated = True
+                log.warning("capture: %s would exceed %d bytes; the rest of this connection is not recorded",
+                            self.path, self.recorder.settings.max_bytes)
+                return
         self._guard(lambda: self.writer.write(frames))
 
     def received(self, data: bytes, now: float) -> None:
-        self._write(self.synth.send(self.synth.client, data, now))
+        self._write(self.synth.send(self.synth.client, data, now), data=True)
 
     def sent(self, data: bytes, now: float) -> None:
-        self._write(self.synth.send(self.synth.server, data, now))
+        self._write(self.synth.send(self.synth.server, data, now), data=True)
 
     def client_eof(self, now: float) -> None:
         if not self.client_closed:
@@ -157,18 +164,18 @@ class ConnectionRecording:
 class _TappedTransport(asyncio.Transport):
     """The real transport, with every write recorded first."""
 
-    def __init__(self, real: asyncio.Transport, recording: ConnectionRecording) -> None:
+    def __init__(self, real: asyncio.Transport, tap: _TapProtocol) -> None:
         super().__init__()
         self._real = real
-        self._recording = recording
+        self._tap = tap
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._recording.sent(bytes(data), time.time())
+        self._tap.sent(bytes(data))
         self._real.write(data)
 
     def writelines(self, list_of_data: Any) -> None:
         data = b"".join(bytes(item) for item in list_of_data)
-        self._recording.sent(data, time.time())
+        self._tap.sent(data)
         self._real.write(data)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
@@ -215,20 +222,35 @@ class _TapProtocol(asyncio.Protocol):
         self._inner = inner
         self._recorder = recorder
         self._recording: ConnectionRecording | None = None
+        self._endpoints: tuple[Address, Address] | None = None  # until the first byte
+        self._opened_at = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         client = _address(transport.get_extra_info("peername"))
         server = _address(transport.get_extra_info("sockname"))
         if client is not None and server is not None:
-            self._recording = self._recorder.open(client, server, time.time())
-        if self._recording is not None:
+            self._endpoints, self._opened_at = (client, server), time.time()
             # uvloop's transports do not derive from asyncio.Transport but offer the same methods.
-            transport = _TappedTransport(cast(asyncio.Transport, transport), self._recording)
+            transport = _TappedTransport(cast(asyncio.Transport, transport), self)
         self._inner.connection_made(transport)
 
+    def _recording_now(self) -> ConnectionRecording | None:
+        """The file is created with the first byte: a connection that says nothing (a port probe, a
+        health check) is not a conversation and leaves no file."""
+        if self._endpoints is not None:
+            self._recording = self._recorder.open(*self._endpoints, self._opened_at)
+            self._endpoints = None
+        return self._recording
+
+    def sent(self, data: bytes) -> None:
+        recording = self._recording_now()
+        if recording is not None:
+            recording.sent(data, time.time())
+
     def data_received(self, data: bytes) -> None:
-        if self._recording is not None:
-            self._recording.received(data, time.time())
+        recording = self._recording_now()
+        if recording is not None:
+            recording.received(data, time.time())
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
