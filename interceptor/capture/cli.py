@@ -47,8 +47,8 @@ def _table_rows(result: ConversationResult) -> list[str]:
              f"{endpoint(conversation.server)}  {when} UTC"
              f"{'' if conversation.handshake else '  (no handshake captured)'}"]
     lines.extend(f"    note: {note}" for note in conversation.notes)
-    if not conversation.exchanges:
-        lines.append("    no HTTP requests")
+    if result.not_replayed:
+        lines.append(f"    not replayed: {result.not_replayed}")
     for exchange in result.exchanges:
         facts = exchange.as_json()
         verdict = {True: "ok", False: "DIFFERS", None: "not compared"}[exchange.compatible]

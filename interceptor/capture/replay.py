@@ -40,6 +40,8 @@ from interceptor.store.journal import Journal, JournalError
 REPLY_TIMEOUT_S = 10.0
 READ_SIZE = 65536
 ID_WINDOW = 64  # measurement ids probed per journal query
+# Every scale endpoint is under /cgi-bin/ (reference §1.1); other HTTP in a router's capture is not replayed.
+SCALE_PATHS = ("/cgi-bin/", "http://scalews.withings.net/cgi-bin/")
 ClockMode = Literal["capture", "now"]
 
 
@@ -131,6 +133,7 @@ class ConversationResult:
     file: str
     conversation: Conversation
     exchanges: list[ExchangeResult] = field(default_factory=list)
+    not_replayed: str | None = None  # why the conversation was not sent
 
     def as_json(self) -> dict[str, Any]:
         conversation = self.conversation
@@ -144,6 +147,7 @@ class ConversationResult:
             "end": conversation.end,
             "retransmitted_segments": conversation.retransmitted_segments,
             "notes": list(conversation.notes),
+            "not_replayed": self.not_replayed,
             "exchanges": [exchange.as_json() for exchange in self.exchanges],
         }
 
@@ -424,9 +428,12 @@ async def replay_files(
 
 async def _replay_one(path: Path, conversation: Conversation, replayer: Replayer, summary: Summary,
                       on_result: Callable[[ConversationResult], None]) -> None:
-    if conversation.exchanges:
-        result = await replayer.conversation(str(path), conversation)
+    if not conversation.exchanges:
+        result = ConversationResult(str(path), conversation, not_replayed="no HTTP requests")
+    elif not any((exchange.request.target or "").startswith(SCALE_PATHS) for exchange in conversation.exchanges):
+        result = ConversationResult(str(path), conversation,
+                                    not_replayed="no request to /cgi-bin/: not a scale conversation")
     else:
-        result = ConversationResult(str(path), conversation)
+        result = await replayer.conversation(str(path), conversation)
     summary.count(result)
     on_result(result)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from interceptor.capture.synth import TcpSynthesiser, write_capture
 from interceptor.config import load_config
 from tests.capture.helpers import CAPTURES, HOUSEHOLD, comparable, mismatch, replay
 from tests.conftest import run_cli
@@ -73,3 +74,15 @@ def test_a_reply_that_differs_is_shown_in_the_table_and_exits_3() -> None:
     assert "DIFFERS" in result.stdout and "missing body.sp.users[].fn (string)" in result.stdout
     assert "stored: body" in result.stdout and "user=fra" in result.stdout
     assert "3 differ" in result.stdout.splitlines()[-1]
+
+
+def test_other_http_in_a_router_capture_is_reported_and_not_replayed(tmp_path: Path) -> None:
+    synth = TcpSynthesiser(("192.168.1.40", 50000), ("93.184.216.34", 80))
+    frames = synth.handshake(1.7e9) + synth.send(synth.client, b"GET / HTTP/1.1\r\nHost: example.org\r\n\r\n", 1.7e9)
+    frames += synth.send(synth.server, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", 1.7e9) + synth.close(1.7e9)
+    path = tmp_path / "router.pcapng"
+    with path.open("wb") as stream:
+        write_capture(stream, synth.linktype, frames)
+    [result], summary = replay([path], load_config(HOUSEHOLD))
+    assert result.not_replayed == "no request to /cgi-bin/: not a scale conversation" and result.exchanges == []
+    assert summary.conversations == 1 and summary.exchanges == 0
