@@ -148,3 +148,19 @@ def test_replay_reads_a_tcpdump_capture_of_interceptor_serve_on_loopback(served:
     replayed = [comparable(item) for conversation in conversations for exchange in conversation["exchanges"]
                 for item in exchange["measurements"]]
     assert replayed == stored(served)
+
+
+def test_replay_against_a_running_server_reads_the_measurements_back_from_its_journal(served: Served) -> None:
+    capture = Path(__file__).resolve().parents[2] / "captures" / "ws50-weigh-in-and-environment.pcap"
+    result = served.cli("replay", "--against", f"http://127.0.0.1:{served.port}", "--format", "json", str(capture))
+
+    assert result.returncode == 0, result.stderr
+    *conversations, summary = [json.loads(line) for line in result.stdout.splitlines()]
+    assert summary["summary"]["measurements"] == 3 and summary["summary"]["incompatible"] == 0
+    replayed = [comparable(item) for conversation in conversations for exchange in conversation["exchanges"]
+                for item in exchange["measurements"]]
+    assert sorted(replayed, key=lambda item: item["taken_at"]) == stored(served)
+    assert {item["user"] for item in replayed} == {"fed", None}
+    again = served.cli("replay", "--against", f"http://127.0.0.1:{served.port}", "--format", "json", str(capture))
+    summary = json.loads(again.stdout.splitlines()[-1])["summary"]
+    assert summary["measurements"] == 0, "a re-sent weigh-in is stored once"
