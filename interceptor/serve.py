@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import logging
 import signal
 from typing import TYPE_CHECKING
@@ -60,6 +61,10 @@ async def run(config: Config, *, with_dns: bool = True, query_log: bool = False,
             await site.start()
         except OSError as error:
             raise ServeError(bind_error_message("HTTP", host, port, error)) from None
+        # Everything loaded so far lives as long as the server: keep the collector from walking it
+        # again and again, which would show as latency spikes for scales and DNS clients.
+        gc.collect()
+        gc.freeze()
         for address in runner.addresses:
             log.info("Withings cloud listening on http://%s:%s/ (journal %s)", address[0], address[1],
                      config.data_dir / "journal.sqlite")
