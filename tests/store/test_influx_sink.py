@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -97,22 +99,46 @@ def test_points_wait_in_the_outbox_while_influxd_is_down(tmp_path: Path, influxd
     assert log.count("is unreachable") == 1  # one line per outage, not one per retry
 
 
-def test_every_acknowledged_weigh_in_reaches_influx_after_sigkill(tmp_path: Path, influxd: Influx) -> None:
+def test_every_acknowledged_weigh_in_reaches_influx_after_sigkill_under_load(tmp_path: Path, influxd: Influx) -> None:
+    """Eight scales weigh in without pause; the server is SIGKILLed in the middle of it. Every weigh-in
+    a scale got `status 0` for is in the journal after the restart, and then in InfluxDB, once."""
     config, database = influx_config(tmp_path, influxd)
     served = start_server(config, tmp_path / "data")
-    now = int(time.time())
-    acknowledged = 0
-    influxd.stop()  # the outbox holds everything when the server dies
-    try:
-        for index in range(30):
-            weigh(served.port, now - 3000 + index, 60000 + index)
-            acknowledged += 1
-        served.kill(signal.SIGKILL)
-    finally:
-        influxd.start()
+    first = int(time.time()) - 100_000
+    acknowledged: set[int] = set()
+
+    async def scale_loop(index: int, stop: asyncio.Event) -> None:
+        identity = ScaleIdentity(mac=f"00:24:e4:00:01:{index:02x}")
+        for round_number in range(2000):  # bounded; the kill ends it long before
+            if stop.is_set():
+                return
+            meastime = first + index * 10_000 + round_number
+            try:
+                conversation = await scale.weigh_in("127.0.0.1", served.port, scale=identity, userid=2507298,
+                                                    meastime=meastime, weight_g=60000 + round_number)
+            except (OSError, asyncio.IncompleteReadError):
+                return  # the server died mid-conversation: that weigh-in was never acknowledged
+            if conversation.response(2).json()["status"] == 0:
+                acknowledged.add(meastime)
+
+    async def load_then_kill() -> None:
+        stop = asyncio.Event()
+        scales = [asyncio.create_task(scale_loop(index, stop)) for index in range(8)]
+        await asyncio.sleep(1.5)
+        served.process.send_signal(signal.SIGKILL)
+        stop.set()
+        await asyncio.gather(*scales)
+
+    asyncio.run(load_then_kill())
+    served.kill()
+    assert len(acknowledged) > 20, "the load did not get going before the kill"
     restarted: Served = start_server(config, tmp_path / "data")
     try:
-        wait_until(lambda: count_points(influxd, database) == acknowledged, timeout=30, what="every weigh-in")
+        stored = json.loads(restarted.cli("measurements", "list", "--format", "json").stdout)
+        times = {int(datetime.fromisoformat(item["taken_at"]).timestamp()) for item in stored}
+        assert acknowledged <= times
+        wait_until(lambda: count_points(influxd, database) == len(times), timeout=40, what="every weigh-in",
+                   served=restarted)
     finally:
         restarted.kill()
 
