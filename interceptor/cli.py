@@ -250,7 +250,7 @@ def _measurements_csv(items: list[Measurement]) -> None:
 @measurements.command("list")
 @common_options
 @click.option("--format", "output", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
-@click.option("--user", help="only this person (slug)")
+@click.option("--user", help="only this person (slug), or 'unassigned'")
 @click.option("--since", help="only from this date or time (YYYY-MM-DD, local time unless an offset is given)")
 @click.option("--kind", type=click.Choice(["body", "environment", "all"]), default="body", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), help="only the newest N")

@@ -44,6 +44,8 @@ def test_list_formats_and_filters(served: Served) -> None:
     recent = json.loads(served.cli("measurements", "list", "--format", "json", "--since", since).stdout)
     assert len(recent) == 2
 
+    nobody = json.loads(served.cli("measurements", "list", "--format", "json", "--user", "unassigned").stdout)
+    assert [item["readings"]["weight_kg"] for item in nobody] == [60.0]
     unknown_user = served.cli("measurements", "list", "--user", "zed")
     assert unknown_user.returncode == 1 and "'zed' is not in the household (fed, fra)" in unknown_user.stderr
     bad_since = served.cli("measurements", "list", "--since", "last tuesday")

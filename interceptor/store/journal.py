@@ -22,6 +22,8 @@ from typing import Protocol
 from interceptor.model import DeviceState, Measurement, Metric, Reading, utc_from_unix
 
 SCHEMA_VERSION = 2
+# What `measurements(user=...)` takes to mean "the weigh-ins nobody is assigned to".
+UNASSIGNED = "unassigned"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS measurements (
@@ -244,7 +246,9 @@ class Journal:
     ) -> list[Measurement]:
         """Oldest first; `limit` keeps the newest ones."""
         clauses, parameters = [], []
-        if user is not None:
+        if user == UNASSIGNED:
+            clauses.append("user IS NULL")
+        elif user is not None:
             clauses.append("user = ?")
             parameters.append(user)
         if since is not None:
