@@ -186,8 +186,8 @@ class MessageParser:
             if len(self._buffer) > SEEK_TAIL:
                 self._drop(len(self._buffer) - SEEK_TAIL, counted=True)
             return False
-        if found.start():
-            self._drop(found.start(), counted=True)
+        self._drop(found.start(), counted=True)
+        if self._skipped:
             self._note(f"skipped {self._skipped} bytes before a {self.kind} start line")
             self._skipped = 0
         self._state = "head"
