@@ -114,6 +114,7 @@ def test_config_check_masks_secrets(tmp_path: Path) -> None:
 
 def test_serve_also_answers_dns_for_the_scale(tmp_path: Path) -> None:
     """`interceptor serve` starts the DNS responder too (unless --no-dns): the scale's name resolves here."""
+    import dns.exception
     import dns.message
     import dns.query
     import dns.rdatatype
@@ -126,8 +127,15 @@ def test_serve_also_answers_dns_for_the_scale(tmp_path: Path) -> None:
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(http_port, process)
-        answer = dns.query.udp(dns.message.make_query("scalews.withings.net", "A"), "127.0.0.1", port=dns_port,
-                               timeout=5)
+        answer = None
+        for _ in range(50):  # the DNS listeners bind just after the HTTP one
+            try:
+                answer = dns.query.udp(dns.message.make_query("scalews.withings.net", "A"), "127.0.0.1",
+                                       port=dns_port, timeout=0.2)
+                break
+            except (dns.exception.Timeout, ConnectionRefusedError):
+                continue
+        assert answer is not None, "the DNS responder never answered"
         assert [item.address for rrset in answer.answer for item in rrset] == ["127.0.0.1"]
         aaaa = dns.query.udp(dns.message.make_query("scalews.withings.net", "AAAA"), "127.0.0.1", port=dns_port,
                              timeout=5)

@@ -38,6 +38,7 @@ class Session:
     mac: str
     opened: float
     battery_pct: float | None  # as the scale reported it when opening the session
+    peer: str | None  # the address it came from: a request naming no scale is that peer's latest
 
 @dataclass
 class Outcome:
@@ -149,7 +150,7 @@ class WithingsCloud:
         except Exception:  # the debug log must never cost a reply
             log.exception("could not write the request log")
 
-    def _open_session(self, mac: str, battery_pct: float | None) -> str:
+    def _open_session(self, mac: str, battery_pct: float | None, peer: str | None) -> str:
         now = time.monotonic()
         while self.sessions and (
             len(self.sessions) >= MAX_SESSIONS
@@ -157,20 +158,26 @@ class WithingsCloud:
         ):
             self.sessions.popitem(last=False)
         session_id = protocol.new_session_id()
-        self.sessions[session_id] = Session(mac, now, battery_pct)
+        self.sessions[session_id] = Session(mac, now, battery_pct, peer)
         return session_id
 
     def _device_model(self, mac: str) -> str | None:
         settings = self.config.devices.get(mac)
         return settings.model if settings else None
 
-    def _device_of(self, sessionid: str | None, mac: str | None) -> str:
+    def _device_of(self, sessionid: str | None, mac: str | None, peer: str | None) -> str:
+        """The scale a request is from: its MAC, else its session's, else (the WS-50's v2/measure was
+        logged with `measuregrps` alone, reference §1.5) the latest session opened from its address."""
         if mac is not None:
             return mac
         session = self.sessions.get(sessionid or "")
         if session is not None:
             return session.mac
-        raise ProtocolError("no macaddress and no known sessionid: cannot tell which scale this is")
+        latest = next((s for s in reversed(self.sessions.values()) if peer is not None and s.peer == peer), None)
+        if latest is not None:
+            return latest.mac
+        raise ProtocolError("no macaddress, no known sessionid and no session from this address: cannot tell"
+                            " which scale this is")
 
     # -- endpoints -------------------------------------------------------------------------------
 
@@ -197,7 +204,7 @@ class WithingsCloud:
         if opened.extra:
             outcome.detail = f"fields kept as they came: {sorted(opened.extra)}"
         body = protocol.session_new_reply(
-            self._open_session(opened.mac, opened.battery_pct),
+            self._open_session(opened.mac, opened.battery_pct, request.remote),
             self._scale_users(now),
             locale=self.config.household.locale,
             gravity_m_s2=self.config.household.gravity_m_s2,
@@ -232,7 +239,7 @@ class WithingsCloud:
             raise ProtocolError(f"measure action {form.get('action')!r} is unknown", protocol.STATUS_UNKNOWN_ACTION)
         now = self.clock()
         store = protocol.parse_measure_store(form, now)
-        device = self._device_of(store.sessionid, store.mac)
+        device = self._device_of(store.sessionid, store.mac, request.remote)
         session = self.sessions.get(store.sessionid or "")
         battery = session.battery_pct if session is not None and session.mac == device else None
         readings = body_readings(store, device, self._device_model(device), now, battery)
@@ -245,7 +252,7 @@ class WithingsCloud:
     async def v2_measure(self, request: web.Request, form: dict[str, str], outcome: Outcome) -> web.StreamResponse:
         now = self.clock()
         groups = protocol.parse_v2_measure(form, now)
-        device = self._device_of(*protocol.device_fields(form))
+        device = self._device_of(*protocol.device_fields(form), request.remote)
         readings = [
             Reading(
                 source=SOURCE, kind="environment", device_id=device, device_model=self._device_model(device),

@@ -228,3 +228,17 @@ def test_the_raw_request_log_keeps_bodies_with_the_hash_masked(served: Served) -
     session_body = rows[1][2]
     assert b"hash=<masked>" in session_body and b"0123456789abcdef" not in session_body
     assert b"auth=00:24:e4:06:59:dc" in session_body
+
+
+def test_the_ws50_environment_body_alone_belongs_to_the_scale_that_opened_a_session(served: Served) -> None:
+    """ScaleWS logged the real v2/measure body as `measuregrps` only: no MAC, no session id. It is the
+    scale that opened the latest session from the same address."""
+    now = int(time.time())
+    body = first_line("2013-ws50-v2-measure-request-body.txt").replace(b"1387053012", str(now - 60).encode())
+    (refused,) = asyncio.run(talk(served.port, ("/cgi-bin/v2/measure", body)))
+    assert refused.json()["status"] != 0  # no session yet: nobody to attribute it to
+    _, stored = asyncio.run(talk(served.port, ("/cgi-bin/session", scale.session_new_body(SCALE)),
+                                 ("/cgi-bin/v2/measure", body)))
+    assert stored.json() == {"status": 0}
+    (environment,) = measurements(served, "--kind", "environment")
+    assert environment["device_id"] == SCALE.mac and environment["readings"]["co2_ppm"] == 655
