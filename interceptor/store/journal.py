@@ -9,6 +9,7 @@ that can be rebuilt from here.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -22,6 +23,8 @@ from typing import Protocol
 from interceptor.model import DeviceState, Measurement, Metric, Reading, utc_from_unix
 
 SCHEMA_VERSION = 2
+# Seconds a device's self-report may wait for a transaction to ride along with (see record_device).
+DEVICE_FLUSH_DELAY = 0.5
 # What `measurements(user=...)` takes to mean "the weigh-ins nobody is assigned to".
 UNASSIGNED = "unassigned"
 
@@ -145,7 +148,7 @@ class Stored:
 
 
 def _dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
 
 
 class Journal:
@@ -158,6 +161,8 @@ class Journal:
         # Called after a commit that queued items for sinks, so deliveries start at once.
         self.listeners: list[Callable[[], None]] = []
         self._queued = False
+        self._pending_devices: list[tuple] = []
+        self._device_timer: asyncio.TimerHandle | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
@@ -178,12 +183,16 @@ class Journal:
             raise JournalError(f"{path.parent}: cannot create the data directory: {error}") from None
 
     def close(self) -> None:
+        self.flush_devices()
         self._db.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            pending, self._pending_devices = self._pending_devices, []
+            for fields in pending:
+                self._upsert_device(self._db, *fields)
             yield self._db
         except BaseException:
             self._db.execute("ROLLBACK")
@@ -335,16 +344,32 @@ class Journal:
         battery_pct: float | None = None,
         manufacturing_id: str | None = None,
     ) -> None:
-        """Upsert what the device said about itself and keep the history of battery and firmware.
+        """Note what the device said about itself (kept with the history of battery and firmware).
 
-        Committed without its own fsync (`synchronous=NORMAL`): device state is re-sent by the scale
-        every session, and the next durable commit (any weigh-in) flushes it with everything before it.
-        """
+        Not worth a commit of its own while a scale waits for its reply: the state goes in with the
+        next weigh-in's transaction, or within `DEVICE_FLUSH_DELAY` seconds, without fsync; the scale
+        re-sends it every session anyway. Without an event loop (the CLI) it is written at once."""
+        self._pending_devices.append(
+            (device_id, source, seen_at.timestamp(), model, firmware, battery_pct, manufacturing_id)
+        )
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush_devices()
+            return
+        if self._device_timer is None:
+            self._device_timer = loop.call_later(DEVICE_FLUSH_DELAY, self.flush_devices)
+
+    def flush_devices(self) -> None:
+        if self._device_timer is not None:
+            self._device_timer.cancel()
+            self._device_timer = None
+        if not self._pending_devices:
+            return
         self._db.execute("PRAGMA synchronous=NORMAL")
         try:
-            with self._transaction() as db:
-                self._upsert_device(db, device_id, source, seen_at.timestamp(), model, firmware, battery_pct,
-                                    manufacturing_id)
+            with self._transaction():
+                pass  # the transaction writes the pending devices itself
         finally:
             self._db.execute("PRAGMA synchronous=FULL")
 
@@ -405,10 +430,12 @@ class Journal:
             )
 
     def device(self, device_id: str) -> DeviceState | None:
+        self.flush_devices()
         row = self._db.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE device_id = ?", (device_id,)).fetchone()
         return None if row is None else _device(row)
 
     def devices(self) -> list[DeviceState]:
+        self.flush_devices()
         rows = self._db.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices ORDER BY last_seen DESC").fetchall()
         return [_device(row) for row in rows]
 

@@ -212,8 +212,9 @@ class WithingsCloud:
             transition=self.clock_transition(now),
             ind_extra=self.config.withings.ind_extra,
         )
-        log.info("session opened for %s (firmware %s, battery %s%%)", opened.mac, opened.firmware,
-                 opened.battery_pct)
+        # DEBUG: a WS-50 opens a session every 30 minutes for its room readings.
+        log.debug("session opened for %s (firmware %s, battery %s%%)", opened.mac, opened.firmware,
+                  opened.battery_pct)
         return await _chunked(request, body)
 
     def _scale_users(self, now: datetime) -> list[protocol.ScaleUser]:
@@ -326,6 +327,5 @@ async def _chunked(request: web.Request, body: bytes) -> web.StreamResponse:
     response = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
     response.enable_chunked_encoding()
     await response.prepare(request)
-    await response.write(body)
-    await response.write_eof()
+    await response.write_eof(body)  # one chunk and the terminator, in one write
     return response

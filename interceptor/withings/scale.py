@@ -49,11 +49,13 @@ def request_bytes(path: str, body: bytes, *, host: str = "scalews.withings.net",
 
 
 async def read_response(reader: asyncio.StreamReader) -> RawResponse:
-    """Parse one response: Content-Length, chunked, or (HTTP/1.0 style) until the server closes."""
-    status_line = (await reader.readuntil(b"\r\n")).decode("latin-1").rstrip("\r\n")
+    """Parse one response: Content-Length, chunked, or (HTTP/1.0 style) until the server closes.
+    The head is read in one call, so the stand-in costs little CPU next to the server it measures."""
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+    status_line, *lines = head[:-4].split("\r\n")
     version, status, _ = status_line.split(" ", 2)
     headers = []
-    while (line := (await reader.readuntil(b"\r\n")).decode("latin-1").rstrip("\r\n")):
+    for line in lines:
         name, _, value = line.partition(":")
         headers.append((name.strip(), value.strip()))
     response = RawResponse(version, int(status), headers, b"")
@@ -65,8 +67,7 @@ async def read_response(reader: asyncio.StreamReader) -> RawResponse:
                 await reader.readuntil(b"\r\n")
                 break
             response.chunks.append(size)
-            body += await reader.readexactly(size)
-            await reader.readexactly(2)
+            body += (await reader.readexactly(size + 2))[:-2]
         response.body = bytes(body)
     elif (length := response.header("Content-Length")) is not None:
         response.body = await reader.readexactly(int(length))
