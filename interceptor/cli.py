@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from interceptor import __version__
+from interceptor import __version__, runtime
 
 if TYPE_CHECKING:  # the modules behind the commands load when a command runs: see _Commands
     from interceptor.config import Config
@@ -72,16 +72,6 @@ def load(**overrides: Any) -> Config:
         return load_config(context.meta.get("interceptor.config_path"), overrides=merged)
     except ConfigError as error:
         raise UserError(str(error), EXIT_CONFIG) from None
-
-
-def event_loop_runner() -> Callable[[Any], Any]:
-    """uvloop when installed (a C event loop: less CPU per request, so lower latency for the scale and
-    the household's DNS on a small box); asyncio's own loop otherwise."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run
-    return uvloop.run
 
 
 def open_journal(config: Config, sinks: Mapping[str, Renderer] | None = None) -> Journal:
@@ -174,7 +164,7 @@ def serve(http_listen: str | None, no_dns: bool, query_log: bool, capture_dir: P
 
         capture = RecordingSettings(capture_dir, capture_max_files, capture_max_bytes)
     try:
-        event_loop_runner()(run(config, with_dns=not no_dns, query_log=query_log, capture=capture))
+        runtime.run(run(config, with_dns=not no_dns, query_log=query_log, capture=capture))
     except (ServeError, JournalError) as error:
         raise UserError(str(error)) from None
     except KeyboardInterrupt:

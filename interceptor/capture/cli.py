@@ -89,7 +89,8 @@ def replay_command(files: tuple[Path, ...], against: str | None, ingest: bool, c
     measurements were stored. Exit status 3 when a reply differs, 1 when a file cannot be read."""
     # Imported here: `interceptor --help` and every other subcommand need neither dpkt nor the server.
     from interceptor.capture.replay import Replayer, ReplayError, check_reachable, replay_files, target
-    from interceptor.cli import UserError, event_loop_runner, load
+    from interceptor import runtime
+    from interceptor.cli import UserError, load
 
     context = click.get_current_context()
     context.meta["interceptor.config_path"] = config_path
@@ -121,7 +122,7 @@ def replay_command(files: tuple[Path, ...], against: str | None, ingest: bool, c
             return summary, where.journal_note
 
     try:
-        summary, journal_note = event_loop_runner()(run())
+        summary, journal_note = runtime.run(run())
     except ReplayError as error:
         raise UserError(str(error)) from None
     if output == "json":

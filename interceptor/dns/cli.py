@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from interceptor import runtime
 from interceptor.config import Config, ConfigError, load_config
 from interceptor.dns.server import DnsStartError, start_dns_server
 from interceptor.dns.settings import DnsSettings, normalise_name
@@ -89,7 +90,7 @@ def dns_group(
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        asyncio.run(_serve(settings, query_log))
+        runtime.run(_serve(settings, query_log))
     except DnsStartError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
