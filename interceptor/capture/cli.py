@@ -88,8 +88,8 @@ def replay_command(files: tuple[Path, ...], against: str | None, ingest: bool, c
     compatible with the recorded one (HTTP status, `status`, JSON keys and types, framing) and which
     measurements were stored. Exit status 3 when a reply differs, 1 when a file cannot be read."""
     # Imported here: `interceptor --help` and every other subcommand need neither dpkt nor the server.
-    from interceptor.capture.replay import Replayer, ReplayError, check_reachable, replay_files, target
     from interceptor import runtime
+    from interceptor.capture.replay import Replayer, ReplayError, check_reachable, replay_files, target
     from interceptor.cli import UserError, load
 
     context = click.get_current_context()
