@@ -1,7 +1,7 @@
 """Asking the upstream resolvers: UDP from a fresh random port with a random id, TCP when truncated.
 
-Every reply is checked against what was sent (source address and port, id, question) and anything
-else is dropped while the real answer is still awaited, so an off-path spoofer has to guess a 16-bit
+Every reply is checked against what was sent (source address and port, by the connected socket;
+id and question, here) and anything else is dropped while the real answer is still awaited, so an off-path spoofer has to guess a 16-bit
 id and a random port at once (dnslib checks neither: CVE-2022-22846, reference §1.2). A fresh,
 connected socket per query gives the random port and also surfaces ICMP "port unreachable" as an
 immediate error, so a dead upstream fails over at once instead of after a timeout.
@@ -104,12 +104,14 @@ class Forwarder:
             async with asyncio.timeout(timeout):
                 await loop.sock_sendall(sock, query)
                 while True:
-                    reply, source = await loop.sock_recvfrom(sock, 65535)
-                    if source[0] == upstream.host and source[1] == upstream.port and question_matches(
-                        reply, query, question_end
-                    ):
+                    # A connected UDP socket only receives datagrams from the upstream's address and
+                    # port (the kernel drops the rest), so only the id and question remain to check.
+                    # `sock_recv`, not `sock_recvfrom`: uvloop, which `interceptor serve` runs on,
+                    # does not implement the latter.
+                    reply = await loop.sock_recv(sock, 65535)
+                    if question_matches(reply, query, question_end):
                         return reply
-                    log.debug("dropped a reply from %s that does not match the query sent to %s", source, upstream)
+                    log.debug("dropped a reply that does not match the query sent to %s", upstream)
 
     async def _ask_tcp(self, upstream: Upstream, message: bytes, question_end: int, timeout: float) -> bytes:
         query = secrets.token_bytes(2) + message[2:]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -95,3 +96,11 @@ def dnsmasq(tmp_path: Path, run_daemon: Callable[..., int]) -> Callable[[str], i
     return start
 
 
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable[[], Any]]:
+    """Every in-process DNS test runs on both loops: `interceptor serve` and `interceptor dns` run on
+    uvloop, which lacks some asyncio socket helpers (sock_recvfrom) the tests would otherwise not see."""
+    import uvloop
+
+    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
