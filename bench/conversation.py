@@ -81,6 +81,17 @@ def wait_for(port: int, process: subprocess.Popen) -> None:
     raise TimeoutError(f"port {port} never opened")
 
 
+def pin_cores(*server_pids: int) -> None:
+    """The servers on one core, the simulated scales on the other, so that neither measures the
+    scheduler moving the other around; a no-op on a machine with a single core."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return
+    for pid in server_pids:
+        os.sched_setaffinity(pid, {cores[-1]})
+    os.sched_setaffinity(0, set(cores[:-1]))
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU the process has used: a figure the load generator's own CPU use cannot blur."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -172,6 +183,7 @@ def main() -> None:
         try:
             wait_for(ours_port, ours)
             wait_for(bare_port, bare)
+            pin_cores(ours.pid, bare.pid)
             time.sleep(1.0)
             idle_rss = rss_mb(ours.pid)
             bare_idle_rss = rss_mb(bare.pid)
