@@ -3,7 +3,7 @@
 The gateway runs for months on a Raspberry Pi next to the scale, so it must stay small: the
 `interceptor` command loads a command's modules only when it runs (`interceptor.cli.LAZY_COMMANDS`),
 and this module imports nothing heavy at the top, so the gateway process holds the gateway's
-modules and not the server's (docs/benchmarks-ble.md has its RSS).
+modules and not the server's (docs/benchmarks.md has its RSS).
 """
 
 from __future__ import annotations
