@@ -44,6 +44,13 @@ METRIC_UNITS: dict[str, str] = {
     "ffmi": "kg/m²",
     "ideal_weight_kg": "kg",
     "body_score": "",
+    # Beyond DESIGN.md's list, for what issue 5 asks: the S400's water compartments (literature) and
+    # the Zepp app's body type and fat-to-lose (approximate), and FFMI normalised to 1.8 m.
+    "extracellular_water_kg": "kg",
+    "intracellular_water_kg": "kg",
+    "body_type": "",
+    "fat_mass_to_ideal_kg": "kg",
+    "ffmi_normalised": "kg/m²",
 }
 
 

@@ -5,12 +5,11 @@ picks and combines them. Every metric carries the formula behind it (`method`) a
 be trusted (`confidence`); every metric left out carries the reason. See docs/composition.md.
 """
 
-from interceptor.composition.core import PROPOSED_METRIC_UNITS, Composition, Options, Profile
+from interceptor.composition.core import Composition, Options, Profile
 from interceptor.composition.engine import METHOD_NAMES, calibration_offset, choose_method, compose
 
 __all__ = [
     "METHOD_NAMES",
-    "PROPOSED_METRIC_UNITS",
     "Composition",
     "Options",
     "Profile",

@@ -21,15 +21,6 @@ FfmEquation = Literal["sun2003", "lee2015", "lukaski1985"]
 TbwEquation = Literal["sun2003", "lukaski_bolonchuk1988", "kushner1992"]
 FfmBmrEquation = Literal["cunningham1991", "cunningham1980"]
 
-# Names the lead has not (yet) added to `interceptor.model.METRIC_UNITS`. Methods emit them only when
-# `Options.proposed_metrics` is set, so a journal that validates names never sees them by surprise.
-PROPOSED_METRIC_UNITS: dict[str, str] = {
-    "extracellular_water_kg": "kg",
-    "intracellular_water_kg": "kg",
-    "body_type": "",
-    "fat_mass_to_ideal_kg": "kg",
-    "ffmi_normalised": "kg/m²",
-}
 
 # Bioimpedance of a standing adult or child lies well inside this band; a value outside it is a bad
 # electrode contact or a decoder sentinel, not a body (body-composition.md §11.5; openScale's S400
@@ -105,8 +96,6 @@ class Options:
     ffm_bmr_equation: FfmBmrEquation = "cunningham1991"
     # Per-person calibration: points added to every body-fat % (see `calibration_offset`).
     fat_offset_pct: float = 0.0
-    # Also emit the names in PROPOSED_METRIC_UNITS.
-    proposed_metrics: bool = False
 
     def __post_init__(self) -> None:
         for name, alias in _CHOICES.items():
@@ -147,7 +136,7 @@ class Sheet:
     refusals: dict[str, str] = field(default_factory=dict)
 
     def put(self, name: str, value: float, method: str, confidence: Confidence) -> None:
-        unit = METRIC_UNITS.get(name, PROPOSED_METRIC_UNITS.get(name))
+        unit = METRIC_UNITS.get(name)
         if unit is None:
             raise KeyError(f"unknown metric name {name!r}")
         if not math.isfinite(value):

@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping
 
 from interceptor.composition import anthropometric, literature, s400, vendor, xiaomi
 from interceptor.composition.core import (
-    PROPOSED_METRIC_UNITS,
     Composition,
     Options,
     Profile,
@@ -61,7 +60,7 @@ _FAT_TRIO = ("body_fat_pct", "fat_mass_kg", "fat_free_mass_kg")
 # The Zepp app caps body fat at 75 % (body-composition.md §3.2), and shows that cap; it is kept.
 MAX_FAT_PCT = 75.0
 
-_ORDER = {name: index for index, name in enumerate((*METRIC_UNITS, *PROPOSED_METRIC_UNITS))}
+_ORDER = {name: index for index, name in enumerate(METRIC_UNITS)}
 
 
 def choose_method(readings: Mapping[str, float], vendor_metrics: Mapping[str, float] | None = None) -> str:
@@ -111,6 +110,9 @@ def compose(
         sheet.update(METHODS[chosen](weight, readings, profile, options))
     _refuse_unphysical(sheet, weight)
     _put_ffmi(sheet, profile, options)
+    for name in METRIC_UNITS:  # every metric is shown or explained
+        if name not in sheet.metrics and name not in sheet.refusals:
+            sheet.refuse(name, f"the {chosen} method does not estimate it")
     return Composition(
         metrics=dict(sorted(sheet.metrics.items(), key=lambda item: _ORDER[item[0]])),
         refusals=dict(sorted(sheet.refusals.items(), key=lambda item: _ORDER.get(item[0], len(_ORDER)))),
@@ -141,11 +143,10 @@ def _put_ffmi(sheet: Sheet, profile: Profile, options: Options) -> None:
     ffm = sheet.metrics.get("fat_free_mass_kg")
     if ffm is None:
         reason = sheet.refusals.get("fat_free_mass_kg", "no fat-free mass for this weigh-in")
-        sheet.refuse("ffmi", f"needs fat-free mass: {reason}")
+        sheet.refuse_all(("ffmi", "ffmi_normalised"), f"needs fat-free mass: {reason}")
         return
     sheet.put("ffmi", anthropometric.ffmi(ffm.value, profile), ffm.method, ffm.confidence)
-    if options.proposed_metrics:
-        sheet.put("ffmi_normalised", anthropometric.normalised_ffmi(ffm.value, profile), ffm.method, ffm.confidence)
+    sheet.put("ffmi_normalised", anthropometric.normalised_ffmi(ffm.value, profile), ffm.method, ffm.confidence)
 
 
 def calibration_offset(reference_fat_pct: float, uncalibrated: Composition) -> float:

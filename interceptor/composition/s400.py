@@ -86,7 +86,7 @@ def compose(weight_kg: float, readings: Mapping[str, float], profile: Profile, o
     else:
         literature.skeletal_muscle(sheet, profile, low)
         tbw = literature.body_water(sheet, profile, weight_kg, low, "sun2003")
-        if options.proposed_metrics and tbw is not None:
+        if tbw is not None:
             _water_compartments(sheet, profile, weight_kg, low, tbw)
 
     fat = calibrated_fat(xiaomi.body_fat_pct(sex, age, height, weight_kg, lbm), options)

@@ -391,7 +391,6 @@ def compose(weight_kg: float, readings: Mapping[str, float], profile: Profile, o
         bone_kg=bone, bmr=sheet.metrics["bmr_kcal"].value, protein=protein,
     )
     sheet.put("body_score", score, METHOD, "vendor-approximate")
-    if options.proposed_metrics:
-        sheet.put("body_type", body_type(sex, age, height, fat, muscle), METHOD, "vendor-approximate")
-        sheet.put("fat_mass_to_ideal_kg", fat_mass_to_ideal_kg(sex, age, weight_kg, fat), METHOD, confidence)
+    sheet.put("body_type", body_type(sex, age, height, fat, muscle), METHOD, "vendor-approximate")
+    sheet.put("fat_mass_to_ideal_kg", fat_mass_to_ideal_kg(sex, age, weight_kg, fat), METHOD, confidence)
     return sheet

@@ -1,10 +1,11 @@
 """Asking the upstream resolvers: UDP from a fresh random port with a random id, TCP when truncated.
 
 Every reply is checked against what was sent (source address and port, by the connected socket;
-id and question, here) and anything else is dropped while the real answer is still awaited, so an off-path spoofer has to guess a 16-bit
-id and a random port at once (dnslib checks neither: CVE-2022-22846, reference §1.2). A fresh,
-connected socket per query gives the random port and also surfaces ICMP "port unreachable" as an
-immediate error, so a dead upstream fails over at once instead of after a timeout.
+id and question, here) and anything else is dropped while the real answer is still awaited, so an
+off-path spoofer has to guess a 16-bit id and a random port at once (dnslib checks neither:
+CVE-2022-22846, reference §1.2). A fresh, connected socket per query gives the random port and also
+surfaces ICMP "port unreachable" as an immediate error, so a dead upstream fails over at once
+instead of after a timeout.
 
 Identical queries that arrive while one is already on its way to an upstream share it: a burst of
 clients asking the same name costs one upstream query.

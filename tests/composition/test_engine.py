@@ -96,11 +96,9 @@ def test_s400_vendor_unknowns_are_refused_not_guessed() -> None:
     assert composition.metrics["skeletal_muscle_mass_kg"].method == "janssen2000"
 
 
-def test_water_compartments_are_proposed_names_only_on_request() -> None:
+def test_s400_water_compartments_are_labelled_literature() -> None:
     readings = {"weight_kg": 71.9, "impedance_high_ohm": 414.7, "impedance_low_ohm": 460.3}
-    plain = compose(readings, Profile("male", 38, 172))
-    assert "extracellular_water_kg" not in plain.metrics
-    full = compose(readings, Profile("male", 38, 172), options=Options(proposed_metrics=True))
+    full = compose(readings, Profile("male", 38, 172))
     ecw, icw = full.metrics["extracellular_water_kg"], full.metrics["intracellular_water_kg"]
     tbw = full.metrics["water_pct"].value * 71.9 / 100
     assert ecw.value + icw.value == pytest.approx(tbw)

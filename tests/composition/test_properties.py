@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from interceptor.composition import PROPOSED_METRIC_UNITS, Composition, Options, Profile, compose
+from interceptor.composition import Composition, Options, Profile, compose
 from interceptor.composition.core import BMI_RANGE, IMPEDANCE_RANGE_OHM
 from interceptor.model import METRIC_UNITS
 
@@ -43,7 +43,7 @@ def assert_physical(composition: Composition, weight: float) -> None:
     assert set(METRIC_UNITS) <= set(metrics) | set(composition.refusals), "a metric is neither shown nor explained"
     for name, metric in metrics.items():
         assert math.isfinite(metric.value), name
-        assert metric.unit == {**METRIC_UNITS, **PROPOSED_METRIC_UNITS}[name]
+        assert metric.unit == METRIC_UNITS[name]
     for name in MASSES:
         if name in metrics:
             assert 0 < metrics[name].value < weight, name
@@ -83,7 +83,7 @@ def assert_fat_rises(readings: Callable[[float], dict[str, float]], x1: float, x
 @given(sexes, ages, heights, weights, impedances, st.sampled_from(["holtek", "legacy"]))
 def test_xiaomi_is_physical(sex: str, age: float, height: float, weight: float, z: float, visceral: str) -> None:
     profile = Profile(sex, age, height)  # type: ignore[arg-type]
-    options = Options(visceral_fat=visceral, proposed_metrics=True)  # type: ignore[arg-type]
+    options = Options(visceral_fat=visceral)  # type: ignore[arg-type]
     composition = compose({"weight_kg": weight, "impedance_ohm": z}, profile, options=options)
     assert composition.method == "xiaomi"
     assert_physical(composition, weight)
@@ -113,7 +113,7 @@ def test_s400_is_physical(sex: str, age: float, height: float, weight: float, z:
     readings = {"weight_kg": weight, "impedance_high_ohm": z}
     if both:
         readings["impedance_low_ohm"] = z * ratio
-    composition = compose(readings, profile, options=Options(proposed_metrics=True))
+    composition = compose(readings, profile, options=Options())
     assert composition.method == "s400"
     assert_physical(composition, weight)
     metrics = composition.metrics

@@ -40,7 +40,7 @@ def _values(row: dict[str, Any], **options: Any) -> dict[str, float]:
 
 @pytest.mark.parametrize("row", ZEPP, ids=[row["id"] for row in ZEPP])
 def test_zepp_formulas_match_export2garmin(row: dict[str, Any]) -> None:
-    values = _values(row, visceral_fat="legacy", proposed_metrics=True)
+    values = _values(row, visceral_fat="legacy")
     expected = {
         "bmi": row["bmi"],
         "body_fat_pct": row["fat_pct"],
