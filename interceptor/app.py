@@ -21,7 +21,7 @@ from interceptor.store.journal import Journal
 from interceptor.store.lineprotocol import LineProtocol
 from interceptor.store.requestlog import RequestLog
 from interceptor.withings.protocol import MAX_BODY_BYTES
-from interceptor.withings.routes import Clock, WithingsCloud, _utc_now
+from interceptor.withings.routes import Clock, WithingsCloud, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ async def _like_the_real_server(request: web.BaseRequest, response: web.StreamRe
         response.force_close()
 
 
-def create_app(config: Config, *, clock: Clock = _utc_now) -> web.Application:
+def create_app(config: Config, *, clock: Clock = utc_now) -> web.Application:
     journal = Journal(config.data_dir / "journal.sqlite",
                       sinks={INFLUX: LineProtocol()} if config.influx.enabled else None)
     request_log = RequestLog(config.data_dir / "requests.sqlite")

@@ -52,7 +52,7 @@ class Outcome:
 Clock = Callable[[], datetime]
 
 
-def _utc_now() -> datetime:
+def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
@@ -64,7 +64,7 @@ def _reply(body: bytes, http_status: int = 200) -> web.Response:
 class WithingsCloud:
     """State the protocol needs between requests: open sessions (session id → MAC)."""
 
-    def __init__(self, config: Config, pipeline: Pipeline, request_log: RequestLog, clock: Clock = _utc_now):
+    def __init__(self, config: Config, pipeline: Pipeline, request_log: RequestLog, clock: Clock = utc_now):
         self.config = config
         self.pipeline = pipeline
         self.request_log = request_log
