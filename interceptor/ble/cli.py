@@ -8,6 +8,7 @@ modules and not the server's (docs/benchmarks.md has its RSS).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -16,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-
-from interceptor import runtime
 
 TOKEN_VARIABLE = "INTERCEPTOR_GATEWAY_TOKEN"
 REPLAY_BATCH = 500
@@ -85,13 +84,14 @@ def gateway_command(server: str | None, token_file: Path | None, data_dir: Path 
     source: FrameSource = FileSource(from_file, rate, loop) if from_file else BleakSource(adapter)
     try:
         if listen_only:
-            runtime.run(_listen(source, _parse_keys(keys)))
+            asyncio.run(_listen(source, _parse_keys(keys)))
             return
         options = _gateway_options(server, token_file, data_dir, spool_max, max_retry)
         from interceptor.ble.gateway import Gateway
 
         gateway = Gateway(options)
-        runtime.run(gateway.run(source))
+        # asyncio's own loop: uvloop would cost the small box ~2 MB for throughput it does not need.
+        asyncio.run(gateway.run(source))
         log.info("gateway: source ended; %d frame(s) sent, %d refused", gateway.sent, gateway.rejected)
     except SourceError as error:
         raise GatewayError(str(error)) from None
