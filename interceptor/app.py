@@ -26,7 +26,6 @@ from interceptor.withings.routes import Clock, WithingsCloud, utc_now
 log = logging.getLogger(__name__)
 
 JOURNAL = web.AppKey("journal", Journal)
-REQUEST_LOG = web.AppKey("request_log", RequestLog)
 PIPELINE = web.AppKey("pipeline", Pipeline)
 
 # The real server's header (reference §1.2); scale firmware has only ever seen this one.
@@ -49,7 +48,6 @@ def create_app(config: Config, *, clock: Clock = utc_now) -> web.Application:
     cloud = WithingsCloud(config, pipeline, request_log, clock)
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[JOURNAL] = journal
-    app[REQUEST_LOG] = request_log
     app[PIPELINE] = pipeline
     app.add_routes(cloud.routes())
     app.add_routes(ble_routes(config, pipeline))

@@ -7,6 +7,7 @@ and what to do, and exit non-zero; a traceback appears only with `--debug`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import functools
 import importlib
@@ -14,7 +15,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -266,23 +267,26 @@ def list_measurements(output: str, user: str | None, since: str | None, kind: st
         click.echo(_measurements_table(items, config) if items else "no measurements")
 
 
-def _pipeline(config: Config) -> Pipeline:
-    """The pipeline over the journal, with the configured sinks, so changes are re-delivered."""
+@contextlib.contextmanager
+def _changing(config: Config, *user_errors: type[Exception]) -> Iterator[Pipeline]:
+    """The pipeline over the journal with the configured sinks, so changes are re-delivered; a
+    LookupError (or one of `user_errors`) is the user's mistake, told in one line; closed after."""
     from interceptor.pipeline import Pipeline
     from interceptor.store.delivery import INFLUX
     from interceptor.store.lineprotocol import LineProtocol
 
-    return Pipeline(open_journal(config, {INFLUX: LineProtocol()} if config.influx.enabled else None), config)
-
-
-def _revised(config: Config, change: Callable[[Pipeline], Measurement]) -> None:
-    pipeline = _pipeline(config)
+    pipeline = Pipeline(open_journal(config, {INFLUX: LineProtocol()} if config.influx.enabled else None), config)
     try:
-        measurement = change(pipeline)
-    except LookupError as error:
+        yield pipeline
+    except (LookupError, *user_errors) as error:
         raise UserError(str(error.args[0] if error.args else error)) from None
     finally:
         pipeline.journal.close()
+
+
+def _revised(config: Config, change: Callable[[Pipeline], Measurement]) -> None:
+    with _changing(config) as pipeline:
+        measurement = change(pipeline)
     click.echo(json.dumps(measurement.as_json(), indent=2))
     if config.influx.enabled:
         click.echo("queued for InfluxDB: `interceptor serve` delivers it (or run `interceptor sync influx`)", err=True)
@@ -314,13 +318,8 @@ def unassign_measurement(measurement_id: int) -> None:
 def recompute(slug: str, since: str | None) -> None:
     """Recompute a person's body composition, e.g. after changing their height or birth date."""
     config = load()
-    pipeline = _pipeline(config)
-    try:
+    with _changing(config) as pipeline:
         count = pipeline.recompute(slug, _parse_since(since, config))
-    except LookupError as error:
-        raise UserError(str(error.args[0] if error.args else error)) from None
-    finally:
-        pipeline.journal.close()
     click.echo(f"recomputed {count} weigh-in(s) of {slug}", err=True)
 
 
@@ -336,14 +335,9 @@ def calibrate(slug: str, body_fat_pct: float, on: str | None) -> None:
         day = date.fromisoformat(on) if on else None
     except ValueError:
         raise UserError(f"--date {on!r} is not a date: write YYYY-MM-DD") from None
-    pipeline = _pipeline(config)
-    try:
+    with _changing(config, ValueError) as pipeline:
         calibration = pipeline.calibrate(slug, body_fat_pct, day)
         count = pipeline.recompute(slug, datetime.combine(calibration.since, time(), config.household.zone))
-    except (LookupError, ValueError) as error:
-        raise UserError(str(error.args[0] if error.args else error)) from None
-    finally:
-        pipeline.journal.close()
     click.echo(f"{slug}: body fat offset {calibration.offset_pct:+.2f} points from {calibration.since};"
                f" {count} weigh-in(s) recomputed", err=True)
 
@@ -415,18 +409,13 @@ def sync_influx(since: str | None) -> None:
     async def deliver() -> tuple[int, str | None]:
         writer = make_writer(config.influx)
         delivery = Delivery(journal, writer, batch_size=config.influx.batch_size)
-        settled = 0
         try:
             with click.progressbar(length=journal.outbox_size(INFLUX), label="sending to InfluxDB",
                                    file=sys.stderr) as bar:
-                while (count := await delivery.deliver_once()) is not None:
-                    if count == 0:
-                        return settled, delivery.last_error
-                    settled += count
-                    bar.update(count)
+                settled = await delivery.drain(bar.update)
         finally:
             await writer.close()
-        return settled, None
+        return settled, delivery.last_error
 
     try:
         settled, error = asyncio.run(deliver())

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from interceptor.ble.settings import BleSettings
 from interceptor.dns.settings import DnsSettings
+from interceptor.paths import default_data_dir
 
 ENV_PREFIX = "INTERCEPTOR_"
 DEFAULT_CONFIG_PATHS = (Path("interceptor.toml"), Path("/etc/interceptor/interceptor.toml"))
@@ -179,6 +180,7 @@ class DeviceSettings(_Section):
 
 
 class Config(_Section):
+    # The journal lives there unless `data_dir` or `--data-dir` says otherwise.
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
     household: Household = Field(default_factory=Household)
     users: tuple[Person, ...] = ()
@@ -215,12 +217,6 @@ class Config(_Section):
 
     def person(self, slug: str) -> Person | None:
         return next((person for person in self.users if person.slug == slug), None)
-
-
-def default_data_dir() -> Path:
-    """XDG data home: the journal lives there unless `data_dir` or `--data-dir` says otherwise."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "interceptor"
 
 
 def parse_host_port(value: str) -> tuple[str, int]:

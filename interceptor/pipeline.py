@@ -140,13 +140,11 @@ class Pipeline:
         """Recompute a person's weigh-ins (after a change of height, birth date or calibration)."""
         if self.config.person(slug) is None:
             raise LookupError(f"{slug!r} is not in the household")
-        count = 0
-        for measurement_id in self.journal.measurement_ids(user=slug, since=since):
-            stored = self.journal.measurements_by_id([measurement_id])[measurement_id]
-            self.journal.revise(measurement_id, self._decide(self._reading(measurement_id),
-                                                             Assignment(slug, stored.assignment)))
-            count += 1
-        return count
+        stored = self.journal.measurements(user=slug, since=since, kind="body")
+        for measurement in stored:  # keep how each was attributed: by hand stays by hand
+            assignment = Assignment(slug, measurement.assignment)
+            self.journal.revise(measurement.id, self._decide(self._reading(measurement.id), assignment))
+        return len(stored)
 
     def calibrate(self, slug: str, reference_fat_pct: float, on: date | None = None) -> Calibration:
         """Take the person's weigh-in of `on` (default: their latest) as read by the vendor app or a DEXA

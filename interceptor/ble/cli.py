@@ -18,6 +18,8 @@ from typing import Any
 
 import click
 
+from interceptor.paths import default_data_dir
+
 TOKEN_VARIABLE = "INTERCEPTOR_GATEWAY_TOKEN"
 REPLAY_BATCH = 500
 
@@ -29,11 +31,6 @@ class GatewayError(click.ClickException):
 
     def show(self, file: Any = None) -> None:
         click.echo(f"interceptor: {self.format_message()}", err=True)
-
-
-def _default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "interceptor"
 
 
 def _parse_keys(pairs: tuple[str, ...]) -> dict[str, bytes]:
@@ -116,7 +113,7 @@ def _gateway_options(server: str | None, token_file: Path | None, data_dir: Path
         token = os.environ.get(TOKEN_VARIABLE, "").strip()
     if not token:
         raise GatewayError(f"no token: pass --token-file FILE or set {TOKEN_VARIABLE} to the server's [ble] token")
-    return GatewayOptions(server, token, data_dir or _default_data_dir(), spool_max, max_retry)
+    return GatewayOptions(server, token, data_dir or default_data_dir(), spool_max, max_retry)
 
 
 async def _listen(source: Any, keys: dict[str, bytes]) -> None:

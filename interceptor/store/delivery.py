@@ -80,13 +80,6 @@ class Delivery:
             self.last_error = None
         return batch.size
 
-    async def deliver_once(self) -> int | None:
-        """Send one due batch; returns how many items it settled, or None when nothing was due."""
-        batch = self.journal.outbox_batch(self.sink, self.batch_size, self.clock())
-        if batch is None:
-            return None
-        return self._settle(batch, await self._send(batch))
-
     def _report(self, message: str) -> None:
         """One log line per distinct failure, not one per retry."""
         first = message.split(";")[0]
@@ -100,8 +93,9 @@ class Delivery:
             await asyncio.sleep(0)
         return sending
 
-    async def drain(self) -> int:
-        """Deliver until the outbox is empty or the sink fails; returns how many items were settled.
+    async def drain(self, on_settled: Callable[[int], None] | None = None) -> int:
+        """Deliver until the outbox is empty or the sink fails (then `last_error` says why); returns
+        how many items were settled, each batch also reported to `on_settled` (a progress bar).
 
         Pipelined: while batch k is on its way to InfluxDB (another process), batch k+1 is read from
         the journal, and batch k is marked delivered while k+1 is on its way. Marking k after k+1 was
@@ -118,7 +112,10 @@ class Delivery:
                 self._settle(batch, error)
                 return settled
             following_sending = await self._start(following) if following is not None else None
-            settled += self._settle(batch, error)
+            count = self._settle(batch, error)
+            settled += count
+            if on_settled is not None:
+                on_settled(count)
             if following is None or following_sending is None:
                 return settled
             batch, sending = following, following_sending

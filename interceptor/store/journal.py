@@ -237,11 +237,10 @@ class Journal:
                         received_at=reading.received_at, readings=dict(reading.values), metrics=dict(item.metrics),
                         refusals=dict(item.refusals), raw=dict(reading.raw),
                     )
+                    self._enqueue(db, "measurement", measurement.id, lambda sink, m=measurement: sink.measurement(m))
                 else:
                     row = db.execute(f"SELECT {_COLUMNS} FROM measurements WHERE identity = ?", (reading.identity,))
                     measurement = _measurement(row.fetchone())
-                if created:
-                    self._enqueue(db, "measurement", measurement.id, lambda sink, m=measurement: sink.measurement(m))
                 results.append(Stored(measurement, created))
         return results
 
@@ -322,14 +321,6 @@ class Journal:
                 self._enqueue(db, "measurement", measurement_id, lambda r, m=new: r.measurement(m), (name,),
                               renderer.retraction(old, new))
         return new
-
-    def measurement_ids(self, *, user: str | None = None, since: datetime | None = None) -> list[int]:
-        rows = self._db.execute(
-            "SELECT id FROM measurements WHERE kind = 'body' AND (? IS NULL OR user = ?) AND taken_at >= ?"
-            " ORDER BY taken_at, id",
-            (user, user, since.timestamp() if since else 0.0),
-        ).fetchall()
-        return [row[0] for row in rows]
 
     # -- devices --------------------------------------------------------------------------------
 
