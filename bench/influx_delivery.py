@@ -33,7 +33,7 @@ from interceptor.config import InfluxSettings  # noqa: E402
 from interceptor.model import Reading  # noqa: E402
 from interceptor.store.delivery import INFLUX, Delivery  # noqa: E402
 from interceptor.store.influx import V1Writer  # noqa: E402
-from interceptor.store.journal import Journal, NewMeasurement  # noqa: E402
+from interceptor.store.journal import Journal, NewMeasurement, reader_of  # noqa: E402
 from interceptor.store.lineprotocol import LineProtocol, measurement_line  # noqa: E402
 from interceptor.withings.scale import ScaleIdentity, weigh_in  # noqa: E402
 from tests.conftest import INFLUXD_CONFIG, Influx, free_port, start_server  # noqa: E402
@@ -54,7 +54,7 @@ def fill_journal(path: Path, count: int) -> Journal:
     journal = Journal(path, sinks={INFLUX: LineProtocol()})
     start = datetime(2024, 1, 1, tzinfo=UTC)
     for first in range(0, count, 1000):
-        journal.insert([
+        journal.call(lambda tx, first=first: tx.insert([
             NewMeasurement(
                 Reading(source="withings", device_id="00:24:e4:00:00:01", taken_at=start + timedelta(minutes=index),
                         received_at=start + timedelta(minutes=index), device_user_id="1",
@@ -62,7 +62,7 @@ def fill_journal(path: Path, count: int) -> Journal:
                 "anna", {}, {},
             )
             for index in range(first, min(count, first + 1000))
-        ])
+        ]))
     return journal
 
 
@@ -82,7 +82,8 @@ def throughput(influx: Influx, scratch: Path, count: int, rounds: int = 2) -> tu
         path = scratch / f"journal-{round_number}.sqlite"
         journal = fill_journal(path, count)
         if not lines:
-            lines = [text for text in (measurement_line(item) for item in journal.measurements()) if text]
+            with journal.reader() as reader:
+                lines = [text for text in (measurement_line(item) for item in reader.measurements()) if text]
         order = (bare_round, ours_round) if round_number % 2 == 0 else (ours_round, bare_round)
         for side in order:
             database = f"bench_{side.__name__}_{round_number}"
@@ -115,11 +116,8 @@ def ours_round(influx: Influx, database: str, journal: Journal, lines: list[str]
 
 
 def journal_empty(path: Path) -> bool:
-    journal = Journal(path)
-    try:
-        return journal.outbox_size(INFLUX) == 0
-    finally:
-        journal.close()
+    with reader_of(path) as reader:
+        return reader.outbox_size(INFLUX) == 0
 
 
 def count_points(influx: Influx, database: str) -> int:

@@ -55,9 +55,15 @@ def create_app(config: Config, *, clock: Clock = utc_now) -> web.Application:
     app.cleanup_ctx.append(ble_mqtt_context(config, pipeline))
     app.on_response_prepare.append(_like_the_real_server)
 
+    async def load_state(_: web.Application) -> None:
+        await pipeline.load()
+        await cloud.start()
+
+    app.on_startup.append(load_state)
+
     async def close_stores(_: web.Application) -> None:
-        journal.close()
-        request_log.close()
+        await asyncio.to_thread(journal.close)  # commits what is queued: not on the event loop
+        await asyncio.to_thread(request_log.close)
 
     app.on_cleanup.append(close_stores)
     if config.influx.enabled:
@@ -72,7 +78,7 @@ def _influx_delivery(config: Config, journal: Journal) -> Callable[[web.Applicat
     async def context(_: web.Application) -> AsyncIterator[None]:
         writer = make_writer(config.influx)
         delivery = Delivery(journal, writer, batch_size=config.influx.batch_size)
-        journal.listeners.append(delivery.wake)
+        journal.on_queued(delivery.wake)
 
         async def probe_then_run() -> None:
             try:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import functools
 import importlib
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,12 +26,12 @@ from interceptor import __version__, runtime
 if TYPE_CHECKING:  # the modules behind the commands load when a command runs: see _Commands
     from interceptor.config import Config
     from interceptor.model import Measurement
-    from interceptor.pipeline import Pipeline
-    from interceptor.store.journal import Journal, Renderer
+    from interceptor.pipeline import Calibration, Pipeline
+    from interceptor.store.journal import Journal, Reader, Renderer
+    from interceptor.store.rebuild import Rebuilt
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_CONFIG = 2
-KG_PER_LB = 0.45359237
 
 
 class UserError(click.ClickException):
@@ -83,6 +82,21 @@ def open_journal(config: Config, sinks: Mapping[str, Renderer] | None = None) ->
         raise UserError(f"no journal at {path}: nothing has been stored yet (or pass --data-dir)")
     try:
         return Journal(path, sinks)
+    except JournalError as error:
+        raise UserError(str(error)) from None
+
+
+@contextlib.contextmanager
+def open_reader(config: Config) -> Iterator[Reader]:
+    """The journal for commands that only read: no writer, nothing created or changed."""
+    from interceptor.store.journal import JournalError, reader_of
+
+    path = config.data_dir / "journal.sqlite"
+    if not path.exists():
+        raise UserError(f"no journal at {path}: nothing has been stored yet (or pass --data-dir)")
+    try:
+        with reader_of(path) as reader:
+            yield reader
     except JournalError as error:
         raise UserError(str(error)) from None
 
@@ -190,52 +204,11 @@ def _parse_since(text: str | None, config: Config) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=config.household.zone)
 
 
-def _weight_text(kilograms: float | None, unit: str) -> str:
-    if kilograms is None:
-        return ""
-    if unit == "lb":
-        return f"{kilograms / KG_PER_LB:.1f} lb"
-    if unit == "st":
-        stones, pounds = divmod(kilograms / KG_PER_LB, 14)
-        return f"{int(stones)} st {pounds:.1f} lb"
-    return f"{kilograms:.2f} kg"
-
-
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
     lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
              for row in [headers, *rows]]
     return "\n".join(lines)
-
-
-def _measurements_table(items: list[Measurement], config: Config) -> str:
-    zone = config.household.zone
-    rows = []
-    for item in items:
-        others = {name: value for name, value in item.readings.items() if name != "weight_kg"}
-        rows.append([
-            str(item.id),
-            item.taken_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
-            item.user or "-",
-            item.device_id,
-            _weight_text(item.readings.get("weight_kg"), config.household.weight_unit),
-            " ".join(f"{name}={value:g}" for name, value in sorted(others.items())),
-        ])
-    return _table(["id", f"taken ({config.household.timezone})", "user", "device", "weight", "other"], rows)
-
-
-def _measurements_csv(items: list[Measurement]) -> None:
-    readings = sorted({name for item in items for name in item.readings})
-    metrics = sorted({name for item in items for name in item.metrics})
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(["id", "kind", "taken_at", "received_at", "source", "device_id", "device_model", "user",
-                     *readings, *metrics])
-    for item in items:
-        row = item.as_json()
-        writer.writerow([row["id"], row["kind"], row["taken_at"], row["received_at"], row["source"],
-                         row["device_id"], row["device_model"] or "", row["user"] or "",
-                         *(repr(item.readings[name]) if name in item.readings else "" for name in readings),
-                         *(repr(item.metrics[name].value) if name in item.metrics else "" for name in metrics)])
 
 
 @measurements.command("list")
@@ -246,25 +219,27 @@ def _measurements_csv(items: list[Measurement]) -> None:
 @click.option("--kind", type=click.Choice(["body", "environment", "all"]), default="body", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), help="only the newest N")
 def list_measurements(output: str, user: str | None, since: str | None, kind: str, limit: int | None) -> None:
-    """List stored measurements, oldest first."""
+    """List stored measurements, oldest first (streamed: any length of history lists in flat memory)."""
+    from interceptor.listing import Table, write_csv, write_json
+    from interceptor.store.journal import Filter
+
     config = load()
     if user is not None and user != "unassigned" and config.person(user) is None:
         known = ", ".join(person.slug for person in config.users) or "none configured"
         raise UserError(f"--user {user!r} is not in the household ({known})")
-    journal = open_journal(config)
-    try:
-        items = journal.measurements(
-            since=_parse_since(since, config), kind=None if kind == "all" else kind, limit=limit,
-            user=user,
-        )
-    finally:
-        journal.close()
-    if output == "json":
-        click.echo(json.dumps([item.as_json() for item in items], indent=2))
-    elif output == "csv":
-        _measurements_csv(items)
-    else:
-        click.echo(_measurements_table(items, config) if items else "no measurements")
+    where = Filter(user=user, since=_parse_since(since, config), kind=None if kind == "all" else kind)
+    with open_reader(config) as reader:
+        found = reader.measurement_rows(where, limit=limit)
+        out = sys.stdout
+        if output == "json":
+            write_json(out, found)
+        elif output == "csv":
+            write_csv(out, found)
+        else:
+            table = Table(config.household.zone, config.household.timezone, config.household.weight_unit,
+                          max((len(person.slug) for person in config.users), default=0))
+            if not table.write(out, found):
+                out.write("no measurements\n")
 
 
 @contextlib.contextmanager
@@ -284,9 +259,9 @@ def _changing(config: Config, *user_errors: type[Exception]) -> Iterator[Pipelin
         pipeline.journal.close()
 
 
-def _revised(config: Config, change: Callable[[Pipeline], Measurement]) -> None:
+def _revised(config: Config, change: Callable[[Pipeline], Coroutine[Any, Any, Measurement]]) -> None:
     with _changing(config) as pipeline:
-        measurement = change(pipeline)
+        measurement = runtime.run(change(pipeline))
     click.echo(json.dumps(measurement.as_json(), indent=2))
     if config.influx.enabled:
         click.echo("queued for InfluxDB: `interceptor serve` delivers it (or run `interceptor sync influx`)", err=True)
@@ -319,7 +294,7 @@ def recompute(slug: str, since: str | None) -> None:
     """Recompute a person's body composition, e.g. after changing their height or birth date."""
     config = load()
     with _changing(config) as pipeline:
-        count = pipeline.recompute(slug, _parse_since(since, config))
+        count = runtime.run(pipeline.recompute(slug, _parse_since(since, config)))
     click.echo(f"recomputed {count} weigh-in(s) of {slug}", err=True)
 
 
@@ -335,9 +310,14 @@ def calibrate(slug: str, body_fat_pct: float, on: str | None) -> None:
         day = date.fromisoformat(on) if on else None
     except ValueError:
         raise UserError(f"--date {on!r} is not a date: write YYYY-MM-DD") from None
+
+    async def calibrate_then_recompute(pipeline: Pipeline) -> tuple[Calibration, int]:
+        calibration = await pipeline.calibrate(slug, body_fat_pct, day)
+        since = datetime.combine(calibration.since, time(), config.household.zone)
+        return calibration, await pipeline.recompute(slug, since)
+
     with _changing(config, ValueError) as pipeline:
-        calibration = pipeline.calibrate(slug, body_fat_pct, day)
-        count = pipeline.recompute(slug, datetime.combine(calibration.since, time(), config.household.zone))
+        calibration, count = runtime.run(calibrate_then_recompute(pipeline))
     click.echo(f"{slug}: body fat offset {calibration.offset_pct:+.2f} points from {calibration.since};"
                f" {count} weigh-in(s) recomputed", err=True)
 
@@ -353,11 +333,8 @@ def devices() -> None:
 def list_devices(output: str) -> None:
     """List devices with battery, firmware and when they were last seen."""
     config = load()
-    journal = open_journal(config)
-    try:
-        states = journal.devices()
-    finally:
-        journal.close()
+    with open_reader(config) as reader:
+        states = reader.devices()
     if output == "json":
         click.echo(json.dumps([state.as_json() for state in states], indent=2))
         return
@@ -396,34 +373,33 @@ def sync() -> None:
 @click.option("--since", help="only weigh-ins from this date (YYYY-MM-DD); default: everything")
 def sync_influx(since: str | None) -> None:
     """Rebuild InfluxDB from the journal (idempotent: existing points are overwritten, not doubled)."""
-    from interceptor.store.delivery import INFLUX, Delivery
     from interceptor.store.influx import make_writer
-    from interceptor.store.lineprotocol import LineProtocol
+    from interceptor.store.rebuild import count_points, rebuild
 
     config = load()
     if not config.influx.enabled:
         raise UserError("no InfluxDB configured: set [influx] url (and database, or token/org/bucket for v2)")
-    journal = open_journal(config, sinks={INFLUX: LineProtocol()})
-    queued = journal.enqueue_everything(INFLUX, _parse_since(since, config))
+    since_moment = _parse_since(since, config)
 
-    async def deliver() -> tuple[int, str | None]:
+    async def send(reader: Reader) -> Rebuilt:
         writer = make_writer(config.influx)
-        delivery = Delivery(journal, writer, batch_size=config.influx.batch_size)
         try:
-            with click.progressbar(length=journal.outbox_size(INFLUX), label="sending to InfluxDB",
+            with click.progressbar(length=count_points(reader, since_moment), label="sending to InfluxDB",
                                    file=sys.stderr) as bar:
-                settled = await delivery.drain(bar.update)
+                return await rebuild(reader, writer, since=since_moment, batch_size=config.influx.batch_size,
+                                     on_sent=bar.update)
         finally:
             await writer.close()
-        return settled, delivery.last_error
 
-    try:
-        settled, error = asyncio.run(deliver())
-    finally:
-        journal.close()
-    if error is not None:
-        raise UserError(f"{error}; {queued - settled} item(s) stay queued and `interceptor serve` will send them")
-    click.echo(f"sent {settled} item(s) to InfluxDB at {config.influx.url}", err=True)
+    with open_reader(config) as reader:
+        result = runtime.run(send(reader))
+    if result.error is not None:
+        again = "run it again"
+        if result.resume_from is not None:
+            day = result.resume_from.astimezone(config.household.zone).date().isoformat()
+            again = f"run `interceptor sync influx --since {day}` again"
+        raise UserError(f"{result.error}; {result.sent} of {result.total} point(s) sent: fix that, then {again}")
+    click.echo(f"sent {result.sent} point(s) to InfluxDB at {config.influx.url}", err=True)
 
 
 @main.group("config")

@@ -12,12 +12,13 @@ import asyncio
 import errno
 import ipaddress
 import socket
+import sqlite3
 import time
 from dataclasses import dataclass
 
 from interceptor.config import Config, parse_host_port
 from interceptor.store.influx import SinkError, make_writer
-from interceptor.store.journal import Journal, JournalError
+from interceptor.store.journal import Filter, JournalError, reader_of
 
 SCALE_HOST = "scalews.withings.net"
 
@@ -41,14 +42,11 @@ def check_journal(config: Config) -> Check:
     if not path.exists():
         return Check("journal", True, f"{path} does not exist yet; it is created when `interceptor serve` starts")
     try:
-        journal = Journal(path)
-    except JournalError as error:
-        return Check("journal", False, str(error))
-    try:
-        count = len(journal.measurements(kind="body"))
-        backlog = journal.outbox_size("influx")
-    finally:
-        journal.close()
+        with reader_of(path) as reader:
+            count = reader.count(Filter(kind="body"))
+            backlog = reader.outbox_size("influx")
+    except (JournalError, sqlite3.DatabaseError) as error:
+        return Check("journal", False, f"{path}: {error}")
     waiting = f"; {backlog} item(s) waiting for InfluxDB" if backlog else ""
     return Check("journal", True, f"{path}: {count} weigh-in(s){waiting}")
 

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 
 from interceptor.composition import Options, Profile, calibration_offset, compose
 from interceptor.config import Config, Person
 from interceptor.model import METRIC_UNITS, Measurement, Metric, Reading
-from interceptor.store.journal import Journal, NewMeasurement
+from interceptor.store.journal import Filter, Journal, NewMeasurement, Reader, Stored, Tx
 from interceptor.users import RECENT_WEIGHINS, Assignment, age_in_years, assign_user
 
 log = logging.getLogger(__name__)
 
 CALIBRATION_KEY = "calibration.{slug}"
+# Weigh-ins recomputed per transaction: bounded memory, and a scale never waits long behind a recompute.
+RECOMPUTE_CHUNK = 500
 
 
 def vendor_metrics(reading: Reading) -> dict[str, Metric]:
@@ -78,90 +80,145 @@ def composition_for(
 
 
 class Pipeline:
+    """Decisions about readings, run where the journal is written (the writer thread), so that two
+    weigh-ins arriving together are attributed from the same, committed history."""
+
     def __init__(self, journal: Journal, config: Config) -> None:
         self.journal = journal
         self.config = config
+        # Each person's latest weight, for the scale's user list: kept current by every commit that
+        # stores a weigh-in, so a session reply reads no disk.
+        self.latest_weights: dict[str, float] = {}
 
-    def calibration(self, slug: str) -> Calibration | None:
-        text = self.journal.meta_get(CALIBRATION_KEY.format(slug=slug))
-        return Calibration.from_text(text) if text else None
+    async def load(self) -> None:
+        """Read what the hot path keeps in memory (at start-up, and after the household changed)."""
+        slugs = [person.slug for person in self.config.users]
+        latest = await self.journal.read(lambda reader: {slug: reader.latest_weight(slug) for slug in slugs})
+        self.latest_weights = {slug: weight for slug, weight in latest.items() if weight is not None}
 
-    def _decide(self, reading: Reading, assignment: Assignment) -> NewMeasurement:
+    def _decide(self, tx: Reader, reading: Reading, assignment: Assignment) -> NewMeasurement:
         person = self.config.person(assignment.user) if assignment.user else None
-        calibration = self.calibration(person.slug) if person else None
-        metrics, refusals = composition_for(reading, person, calibration)
+        text = tx.meta_get(CALIBRATION_KEY.format(slug=person.slug)) if person else None
+        metrics, refusals = composition_for(reading, person, Calibration.from_text(text) if text else None)
         return NewMeasurement(reading=reading, user=assignment.user, metrics=metrics, refusals=refusals,
                               assignment=assignment.how)
 
-    def ingest(self, reading: Reading) -> Measurement:
-        return self.ingest_many([reading])[0]
-
-    def ingest_many(self, readings: Sequence[Reading]) -> list[Measurement]:
-        """Durable on return, all or nothing; a re-sent weigh-in returns the stored measurement."""
+    def _ingest(self, tx: Tx, readings: Sequence[Reading]) -> tuple[list[Stored], dict[str, float]]:
+        """On the writer thread: attribute, compose, insert; and the touched people's latest weights."""
+        config = self.config
         items = []
         for reading in readings:
             assignment = assign_user(
-                reading, self.config.users, lambda slug: self.journal.recent_weights(slug, RECENT_WEIGHINS),
-                self.config.household.assign_tolerance_kg, self.config.ble,
+                reading, config.users, lambda slug: tx.recent_weights(slug, RECENT_WEIGHINS),
+                config.household.assign_tolerance_kg, config.ble,
             )
-            items.append(self._decide(reading, assignment))
-        stored = self.journal.insert(items)
+            items.append(self._decide(tx, reading, assignment))
+        stored = tx.insert(items)
+        touched = {result.measurement.user for result in stored if result.created and result.measurement.user}
+        latest = {slug: weight for slug in touched if (weight := tx.latest_weight(slug)) is not None}
+        return stored, latest
+
+    async def ingest(self, reading: Reading) -> Measurement:
+        return (await self.ingest_many([reading]))[0]
+
+    async def ingest_many(self, readings: Sequence[Reading]) -> list[Measurement]:
+        """Durable on return, all or nothing; a re-sent weigh-in returns the stored measurement."""
+        stored, latest = await self.journal.write(lambda tx: self._ingest(tx, readings))
+        self.latest_weights.update(latest)
         for result in stored:
             measurement = result.measurement
             if result.created:
-                log.info(
-                    "stored %s measurement %d from %s at %s for %s: %s",
-                    measurement.kind, measurement.id, measurement.device_id,
-                    measurement.taken_at.isoformat(), measurement.user or "nobody (unassigned)",
-                    measurement.readings,
-                )
+                weight = measurement.readings.get("weight_kg")
+                log.info("stored %s measurement %d from %s for %s%s", measurement.kind, measurement.id,
+                         measurement.device_id, measurement.user or "nobody (unassigned)",
+                         f": {weight:.2f} kg" if weight is not None else "")
             else:
                 log.info("measurement %s was already stored as %d", measurement.identity, measurement.id)
         return [result.measurement for result in stored]
 
     # -- later decisions about stored weigh-ins ---------------------------------------------------
 
-    def _reading(self, measurement_id: int) -> Reading:
-        reading = self.journal.reading_of(measurement_id)
-        if reading is None:
+    @staticmethod
+    def _reading(tx: Reader, measurement_id: int) -> tuple[Reading, str]:
+        found = tx.reading_of(measurement_id)
+        if found is None:
             raise LookupError(f"no measurement {measurement_id}")
-        if reading.kind != "body":
-            raise LookupError(f"measurement {measurement_id} is a {reading.kind} reading, not a weigh-in")
-        return reading
+        if found[0].kind != "body":
+            raise LookupError(f"measurement {measurement_id} is a {found[0].kind} reading, not a weigh-in")
+        return found
 
-    def assign(self, measurement_id: int, slug: str | None) -> Measurement:
+    def _revise(self, tx: Tx, measurement_id: int, assignment: Assignment) -> Measurement:
+        reading, _ = self._reading(tx, measurement_id)
+        return tx.revise(measurement_id, self._decide(tx, reading, assignment))
+
+    async def assign(self, measurement_id: int, slug: str | None) -> Measurement:
         """Attribute a weigh-in to a person by hand (None: to nobody), recompute, re-deliver."""
         if slug is not None and self.config.person(slug) is None:
             raise LookupError(f"{slug!r} is not in the household")
         assignment = Assignment(slug, "manual" if slug else "none")
-        return self.journal.revise(measurement_id, self._decide(self._reading(measurement_id), assignment))
 
-    def recompute(self, slug: str, since: datetime | None = None) -> int:
-        """Recompute a person's weigh-ins (after a change of height, birth date or calibration)."""
+        def job(tx: Tx) -> tuple[Measurement, dict[str, float | None]]:
+            before = tx.measurement(measurement_id)
+            revised = self._revise(tx, measurement_id, assignment)  # raises LookupError for an unknown id
+            moved = {before.user if before else None, slug} - {None}
+            return revised, {user: tx.latest_weight(user) for user in moved if user}
+
+        revised, latest = await self.journal.write(job)
+        for user, weight in latest.items():
+            if weight is None:
+                self.latest_weights.pop(user, None)
+            else:
+                self.latest_weights[user] = weight
+        return revised
+
+    async def recompute(self, slug: str, since: datetime | None = None,
+                        on_progress: Callable[[int], None] | None = None) -> int:
+        """Recompute a person's weigh-ins (after a change of height, birth date or calibration), in
+        bounded chunks: memory stays flat however long the history is."""
         if self.config.person(slug) is None:
             raise LookupError(f"{slug!r} is not in the household")
-        stored = self.journal.measurements(user=slug, since=since, kind="body")
-        for measurement in stored:  # keep how each was attributed: by hand stays by hand
-            assignment = Assignment(slug, measurement.assignment)
-            self.journal.revise(measurement.id, self._decide(self._reading(measurement.id), assignment))
-        return len(stored)
+        where = Filter(user=slug, since=since, kind="body")
 
-    def calibrate(self, slug: str, reference_fat_pct: float, on: date | None = None) -> Calibration:
+        def chunk(tx: Tx, after: int) -> tuple[int, int]:
+            ids = tx.ids(where, after=after, limit=RECOMPUTE_CHUNK)
+            for identifier in ids:  # keep how each was attributed: by hand stays by hand
+                reading, how = self._reading(tx, identifier)
+                tx.revise(identifier, self._decide(tx, reading, Assignment(slug, how)))
+            return len(ids), ids[-1] if ids else after
+
+        done, last = 0, 0
+        while True:
+            count, last = await self.journal.write(lambda tx, after=last: chunk(tx, after))
+            if not count:
+                return done
+            done += count
+            if on_progress is not None:
+                on_progress(count)
+
+    async def calibrate(self, slug: str, reference_fat_pct: float, on: date | None = None) -> Calibration:
         """Take the person's weigh-in of `on` (default: their latest) as read by the vendor app or a DEXA
         scan; weigh-ins from that day on are offset so that one reads `reference_fat_pct`."""
         person = self.config.person(slug)
         if person is None:
             raise LookupError(f"{slug!r} is not in the household")
-        candidates = [m for m in self.journal.measurements(user=slug, kind="body") if "weight_kg" in m.readings
-                      and (on is None or m.taken_at.astimezone(self.config.household.zone).date() == on)]
-        if not candidates:
-            when = f"on {on.isoformat()}" if on else "yet"
-            raise LookupError(f"{slug} has no weigh-in {when} to calibrate against")
-        reference = candidates[-1]
-        reading = self._reading(reference.id)
-        uncalibrated = compose(reading.values, profile_at(person, reading.taken_at),
-                               vendor_metrics=reading.vendor_metrics or None)
-        offset = calibration_offset(reference_fat_pct, uncalibrated)
-        calibration = Calibration(reference.taken_at.date(), reference_fat_pct, offset)
-        self.journal.meta_set(CALIBRATION_KEY.format(slug=slug), calibration.to_text())
-        return calibration
+        zone = self.config.household.zone
+        where = Filter(user=slug, kind="body")
+        if on is not None:
+            start = datetime.combine(on, time(), zone)
+            where = Filter(user=slug, kind="body", since=start, until=start + timedelta(days=1))
+
+        def job(tx: Tx) -> Calibration:
+            reference = next((m for m in tx.measurements(where, newest_first=True) if "weight_kg" in m.readings),
+                             None)
+            if reference is None:
+                when = f"on {on.isoformat()}" if on else "yet"
+                raise LookupError(f"{slug} has no weigh-in {when} to calibrate against")
+            reading, _ = self._reading(tx, reference.id)
+            uncalibrated = compose(reading.values, profile_at(person, reading.taken_at),
+                                   vendor_metrics=reading.vendor_metrics or None)
+            offset = calibration_offset(reference_fat_pct, uncalibrated)
+            calibration = Calibration(reference.taken_at.date(), reference_fat_pct, offset)
+            tx.meta_set(CALIBRATION_KEY.format(slug=slug), calibration.to_text())
+            return calibration
+
+        return await self.journal.write(job)

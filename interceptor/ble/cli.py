@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from interceptor import runtime
 from interceptor.paths import default_data_dir
 
 TOKEN_VARIABLE = "INTERCEPTOR_GATEWAY_TOKEN"
@@ -167,7 +168,7 @@ def decode_command(uuid: str, data: str, mac: str | None, key: str | None) -> No
               help="where the journal lives (overrides data_dir in the config)")
 def replay_command(capture: Path, config_path: Path | None, data_dir: Path | None) -> None:
     """Feed the advertisements of a btsnoop capture into the journal, as if a gateway heard them."""
-    from interceptor.ble.btsnoop import BtsnoopError, frames
+    from interceptor.ble.btsnoop import BtsnoopError
     from interceptor.ble.framelog import FrameLog
     from interceptor.ble.service import BleService
     from interceptor.cli import EXIT_CONFIG, UserError
@@ -189,15 +190,7 @@ def replay_command(capture: Path, config_path: Path | None, data_dir: Path | Non
     replay = _Replay(BleService(config, Pipeline(journal, config), config_path=None, frame_log=FrameLog(None),
                                 clock=lambda: replay.clock))
     try:
-        with capture.open("rb") as stream:
-            batch = []
-            for frame in frames(stream):
-                batch.append(frame)
-                if len(batch) >= REPLAY_BATCH:
-                    replay.feed(batch)
-                    batch = []
-            replay.feed(batch)
-        replay.finish()
+        runtime.run(replay.run(capture))
     except BtsnoopError as error:
         raise UserError(f"{capture}: {error}") from None
     finally:
@@ -220,17 +213,27 @@ class _Replay:
         self.scale_frames = 0
         self.stored: dict[int, Any] = {}
 
-    def feed(self, batch: list[Any]) -> None:
+    async def run(self, capture: Path) -> None:
+        from interceptor.ble.btsnoop import frames
+
+        with capture.open("rb") as stream:
+            batch = []
+            for frame in frames(stream):
+                batch.append(frame)
+                if len(batch) >= REPLAY_BATCH:
+                    await self.feed(batch)
+                    batch = []
+            await self.feed(batch)
+        self.stored.update({item.id: item for item in await self.service.finish()})
+
+    async def feed(self, batch: list[Any]) -> None:
         if not batch:
             return
         self.clock = batch[-1].time
-        accepted = self.service.accept(batch, self.clock)
+        accepted = await self.service.accept(batch, self.clock)
         self.frames += accepted.frames
         self.scale_frames += accepted.scale_frames
         self.stored.update({item.id: item for item in accepted.measurements})
-
-    def finish(self) -> None:
-        self.stored.update({item.id: item for item in self.service.finish()})
 
 
 if __name__ == "__main__":

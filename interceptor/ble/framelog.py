@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from interceptor.ble.frames import Frame, frame_from_json
+from interceptor.store.writer import Writer
 
 RETENTION_S = 1800.0
 
@@ -35,33 +36,46 @@ def identity(frame: Frame) -> str:
     return f"{frame.mac}|{round(frame.time * 1e6)}|{payloads}"
 
 
+def _open(path: Path | None) -> sqlite3.Connection:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(":memory:" if path is None else str(path), isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=FULL")  # acknowledged to the gateway means on disk
+    connection.executescript(_SCHEMA)
+    return connection
+
+
+def _add(db: sqlite3.Connection, frames: Sequence[Frame], now: float) -> list[bool]:
+    fresh = []
+    for frame in frames:
+        cursor = db.execute(
+            "INSERT OR IGNORE INTO frames (identity, stored, body) VALUES (?, ?, ?)",
+            (identity(frame), now, json.dumps(frame.to_json(), separators=(",", ":"))))
+        fresh.append(cursor.rowcount == 1)
+    db.execute("DELETE FROM frames WHERE stored < ?", (now - RETENTION_S,))
+    return fresh
+
+
+def _recent(db: sqlite3.Connection) -> list[Frame]:
+    return [frame_from_json(json.loads(body)) for (body,) in db.execute("SELECT body FROM frames ORDER BY id")]
+
+
 class FrameLog:
+    """The frame file, written on its own writer thread (`store.writer`): the event loop never waits
+    on its fsync; a batch is acknowledged to the gateway once `add` returned."""
+
     def __init__(self, path: Path | None) -> None:
         """`path` None keeps it in memory (a one-shot replay has nothing to survive)."""
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(":memory:" if path is None else str(path), isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # acknowledged to the gateway means on disk
-        self._db.executescript(_SCHEMA)
+        self._writer: Writer[sqlite3.Connection] = Writer("ble-frame-log-writer", lambda: _open(path), lambda db: db)
 
-    def add(self, frames: Sequence[Frame], now: float) -> list[bool]:
+    async def add(self, frames: Sequence[Frame], now: float) -> list[bool]:
         """Store the frames in one transaction; True for each that was not stored before."""
-        fresh = []
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            for frame in frames:
-                cursor = self._db.execute(
-                    "INSERT OR IGNORE INTO frames (identity, stored, body) VALUES (?, ?, ?)",
-                    (identity(frame), now, json.dumps(frame.to_json(), separators=(",", ":"))))
-                fresh.append(cursor.rowcount == 1)
-            self._db.execute("DELETE FROM frames WHERE stored < ?", (now - RETENTION_S,))
-        return fresh
+        return await self._writer.write(lambda db: _add(db, frames, now))
 
-    def recent(self) -> list[Frame]:
+    async def recent(self) -> list[Frame]:
         """Everything kept, in the order it arrived."""
-        rows = self._db.execute("SELECT body FROM frames ORDER BY id")
-        return [frame_from_json(json.loads(body)) for (body,) in rows]
+        return await self._writer.write(_recent, durable=False)
 
     def close(self) -> None:
-        self._db.close()
+        self._writer.close()

@@ -73,14 +73,14 @@ def frame_from_mqtt(payload: bytes, received: float) -> Frame | None:
     )
 
 
-def handle(topic: str, payload: bytes, service: BleService, received: float) -> None:
+async def handle(topic: str, payload: bytes, service: BleService, received: float) -> None:
     try:
         frame = frame_from_mqtt(payload, received)
     except FrameError as error:
         log.warning("ble: MQTT message on %s not understood: %s (payload %r)", topic, error, payload[:512])
         return
     if frame is not None:
-        service.accept([frame], received)
+        await service.accept([frame], received)
 
 
 async def subscribe(settings: MqttSettings, service: BleService) -> None:
@@ -101,7 +101,7 @@ async def subscribe(settings: MqttSettings, service: BleService) -> None:
                 async for message in client.messages:
                     payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
                     try:
-                        handle(str(message.topic), payload, service, time.time())
+                        await handle(str(message.topic), payload, service, time.time())
                     except Exception:  # the journal failed: the frames stay in the frame log
                         log.exception("ble: storing frames from MQTT failed")
         except aiomqtt.MqttError as error:

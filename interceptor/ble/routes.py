@@ -104,7 +104,7 @@ def ble_routes(config: Config, pipeline: Pipeline) -> list[web.RouteDef]:
         except FrameError as error:
             log.warning("ble: refused a batch from %s: %s (body starts %r)", request.remote, error, body[:512])
             return web.json_response({"error": str(error)}, status=422)
-        accepted = service.accept(batch)
+        accepted = await service.accept(batch)
         return web.json_response(accepted.as_json())
 
     return [web.post(FRAMES_PATH, frames)]
@@ -116,13 +116,13 @@ def ble_context(config: Config, pipeline: Pipeline) -> CleanupContext:
 
     async def context(_: web.Application) -> AsyncIterator[None]:
         service = service_for(config, pipeline)
-        service.tick()
+        await service.tick()
 
         async def ticking() -> None:
             while True:
                 await asyncio.sleep(TICK_S)
                 try:
-                    service.tick()
+                    await service.tick()
                 except Exception:  # a failed write is retried on the next tick; the frames are kept
                     log.exception("ble: completing pending weigh-ins failed")
 

@@ -68,7 +68,7 @@ class BleService:
 
     # -- input ----------------------------------------------------------------------------------
 
-    def accept(self, frames: Sequence[Frame], now: float | None = None) -> Accepted:
+    async def accept(self, frames: Sequence[Frame], now: float | None = None) -> Accepted:
         """Durable on return: every scale frame is in the frame log and every weigh-in it completed
         is in the journal."""
         now = self.clock() if now is None else now
@@ -86,40 +86,40 @@ class BleService:
             if samples or any(isinstance(error, MissingBindKey | BindKeyError) for error in decoded.errors):
                 kept.append((frame, samples))
         if not kept and self.aggregator is not None:
-            result.measurements = self._store(self.aggregator.flush(now))
+            result.measurements = await self._store(self.aggregator.flush(now))
             return result
-        fresh = self.frame_log.add([frame for frame, _ in kept], now)
+        fresh = await self.frame_log.add([frame for frame, _ in kept], now)
         result.new_frames = sum(fresh)
-        aggregator, readings = self._aggregator(now)
+        aggregator, readings = await self._aggregator(now)
         for (frame, samples), new in zip(kept, fresh, strict=True):
             if new and samples:
                 readings.extend(aggregator.feed(frame, samples, now))
         readings.extend(aggregator.flush(now))
-        result.measurements = self._store(readings)
+        result.measurements = await self._store(readings)
         return result
 
-    def tick(self, now: float | None = None) -> list[Measurement]:
+    async def tick(self, now: float | None = None) -> list[Measurement]:
         """Complete weigh-ins whose partner frame is overdue; pick up a changed config."""
         now = self.clock() if now is None else now
         self.reload_if_changed()
-        aggregator, readings = self._aggregator(now)
-        return self._store([*readings, *aggregator.flush(now)])
+        aggregator, readings = await self._aggregator(now)
+        return await self._store([*readings, *aggregator.flush(now)])
 
-    def finish(self) -> list[Measurement]:
+    async def finish(self) -> list[Measurement]:
         """End of a finite input (a replayed file): whatever is pending is complete."""
-        aggregator, readings = self._aggregator(self.clock())
-        return self._store([*readings, *aggregator.flush_all()])
+        aggregator, readings = await self._aggregator(self.clock())
+        return await self._store([*readings, *aggregator.flush_all()])
 
     # -- state ----------------------------------------------------------------------------------
 
-    def _aggregator(self, now: float) -> tuple[Aggregator, list[Reading]]:
+    async def _aggregator(self, now: float) -> tuple[Aggregator, list[Reading]]:
         """The aggregator, rebuilt from the frame log when there is none (start, new key, failure).
         Weigh-ins the rebuild completes again are stored again and the journal keeps them once."""
         if self.aggregator is not None:
             return self.aggregator, []
         aggregator = Aggregator(zone=self.config.household.zone)
         readings: list[Reading] = []
-        frames = self.frame_log.recent()
+        frames = await self.frame_log.recent()
         for frame in frames:
             decoded = decode_frame(frame, self.settings.bind_key)
             if decoded is not None:
@@ -130,12 +130,12 @@ class BleService:
         self.aggregator = aggregator
         return aggregator, readings
 
-    def _store(self, readings: list[Reading]) -> list[Measurement]:
+    async def _store(self, readings: list[Reading]) -> list[Measurement]:
         if not readings:
             return []
         named = [self._with_model(reading) for reading in readings]
         try:
-            return self.pipeline.ingest_many(named)
+            return await self.pipeline.ingest_many(named)
         except Exception:
             self.aggregator = None  # the frames are kept: the next call rebuilds and tries again
             raise

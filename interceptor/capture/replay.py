@@ -18,7 +18,7 @@ import contextlib
 import dataclasses
 import re
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,11 +35,11 @@ from interceptor.capture.http import Message, MessageParser
 from interceptor.capture.link import endpoint
 from interceptor.config import Config, InfluxSettings
 from interceptor.model import Measurement, iso_utc, utc_from_unix
-from interceptor.store.journal import Journal, JournalError
+from interceptor.store.database import open_reader
+from interceptor.store.journal import JournalError, Reader
 
 REPLY_TIMEOUT_S = 10.0
 READ_SIZE = 65536
-ID_WINDOW = 64  # measurement ids probed per journal query
 # Every scale endpoint is under /cgi-bin/ (reference §1.1); other HTTP in a router's capture is not replayed.
 SCALE_PATHS = ("/cgi-bin/", "http://scalews.withings.net/cgi-bin/")
 ClockMode = Literal["capture", "now"]
@@ -62,22 +62,22 @@ class ReplayClock:
 
 class MeasurementWatch:
     """New measurements in a journal: ids are SQLite rowids, so whatever appears above the highest id
-    seen so far is new."""
+    seen so far is new. `read` runs a query on a journal reader (the in-process server's reader
+    threads, or a connection of the command's own)."""
 
-    def __init__(self, journal: Journal) -> None:
-        self.journal = journal
-        self.last_id = max((item.id for item in journal.measurements()), default=0)
+    def __init__(self, read: Callable[[Callable[[Reader], Any]], Awaitable[Any]], last_id: int) -> None:
+        self.read = read
+        self.last_id = last_id
 
-    def new(self) -> list[Measurement]:
-        found: list[Measurement] = []
-        while True:
-            window = self.journal.measurements_by_id(list(range(self.last_id + 1, self.last_id + 1 + ID_WINDOW)))
-            if not window:
-                return found
-            found.extend(window[key] for key in sorted(window))
-            self.last_id = max(window)
-            if len(window) < ID_WINDOW:
-                return found
+    @classmethod
+    async def over(cls, read: Callable[[Callable[[Reader], Any]], Awaitable[Any]]) -> MeasurementWatch:
+        return cls(read, await read(lambda reader: reader.last_id()))
+
+    async def new(self) -> list[Measurement]:
+        found: list[Measurement] = await self.read(lambda reader: list(reader.measurements_after(self.last_id)))
+        if found:
+            self.last_id = found[-1].id
+        return found
 
 
 def _reply_facts(message: Message | None) -> dict[str, Any] | None:
@@ -314,7 +314,7 @@ class Replayer:
         if exchange.response is not None:
             item.differences = differences(exchange.response, item.replayed)
         if self.watch is not None:
-            item.measurements = self.watch.new()
+            item.measurements = await self.watch.new()
 
 
 @dataclass
@@ -360,7 +360,7 @@ async def target(config: Config, *, against: str | None, ingest: bool, clock_mod
             host, port = runner.addresses[0][:2]
             note = (f"journal {config.data_dir / 'journal.sqlite'}" if ingest
                     else "temporary journal (use --ingest to keep the measurements)")
-            yield Target(host, port, clock, MeasurementWatch(app[JOURNAL]), note)
+            yield Target(host, port, clock, await MeasurementWatch.over(app[JOURNAL].read), note)
         finally:
             await runner.cleanup()
 
@@ -373,13 +373,18 @@ async def _external_journal(config: Config) -> AsyncIterator[tuple[MeasurementWa
         yield None, f"no journal at {path}: measurements cannot be read back (pass the server's --data-dir)"
         return
     try:
-        journal = Journal(path)
+        connection = open_reader(path)
     except JournalError as error:
         raise ReplayError(str(error)) from None
+    reader = Reader(connection)
+
+    async def read(query: Callable[[Reader], Any]) -> Any:
+        return query(reader)  # a client's own connection: nothing else waits on this loop
+
     try:
-        yield MeasurementWatch(journal), f"journal {path}"
+        yield await MeasurementWatch.over(read), f"journal {path}"
     finally:
-        journal.close()
+        connection.close()
 
 
 async def check_reachable(host: str, port: int, timeout: float = REPLY_TIMEOUT_S) -> None:

@@ -21,9 +21,6 @@ from interceptor.store.journal import Journal, OutboxBatch
 log = logging.getLogger(__name__)
 
 INFLUX = "influx"
-# Event-loop turns given to a starting send before the next batch is read (connection from the
-# pool, headers and body handed to the socket); fewer only loses overlap, never correctness.
-PREFETCH_YIELDS = 4
 
 
 class Delivery:
@@ -63,18 +60,22 @@ class Delivery:
             return error
         return None
 
-    def _settle(self, batch: OutboxBatch, error: SinkError | None) -> int:
+    async def _settle(self, batch: OutboxBatch, error: SinkError | None) -> int:
         """Book the outcome of a send; returns the items settled (0 when they wait for a retry)."""
         if error is not None and error.retry:
             delay = min(self.max_backoff, self.first_backoff * 2**batch.attempts)
-            self.journal.outbox_failed(batch, str(error), self.clock() + delay)
-            self._report(f"{error}; {self.journal.outbox_size(self.sink)} item(s) kept in the outbox,"
+            await self.journal.write(lambda tx: tx.outbox_failed(batch, str(error), self.clock() + delay),
+                                     durable=False)
+            kept = await self.journal.read(lambda reader: reader.outbox_size(self.sink))
+            self._report(f"{error}; {kept} item(s) kept in the outbox,"
                          f" retrying in {delay:g} s")
             return 0
         if error is not None:
             log.error("%s: dropped a batch of %d item(s) InfluxDB cannot accept (they stay in the journal)",
                       error, batch.size)
-        self.journal.outbox_delivered(self.sink, batch.last_id)
+        # Without fsync: losing this mark in a power cut only means sending the same points again,
+        # which overwrites them.
+        await self.journal.write(lambda tx: tx.outbox_delivered(self.sink, batch.last_id), durable=False)
         if self.last_error is not None:
             log.info("InfluxDB delivery works again")
             self.last_error = None
@@ -87,11 +88,12 @@ class Delivery:
             log.error("%s", message)
             self.last_error = first
 
-    async def _start(self, batch: OutboxBatch) -> asyncio.Task[SinkError | None]:
-        sending = asyncio.create_task(self._send(batch))
-        for _ in range(PREFETCH_YIELDS):  # let the request reach the socket before the journal blocks the loop
-            await asyncio.sleep(0)
-        return sending
+    async def _batch(self, after: int) -> OutboxBatch | None:
+        return await self.journal.read(
+            lambda reader: reader.outbox_batch(self.sink, self.batch_size, self.clock(), after=after))
+
+    def _start(self, batch: OutboxBatch) -> asyncio.Task[SinkError | None]:
+        return asyncio.create_task(self._send(batch))
 
     async def drain(self, on_settled: Callable[[int], None] | None = None) -> int:
         """Deliver until the outbox is empty or the sink fails (then `last_error` says why); returns
@@ -101,18 +103,18 @@ class Delivery:
         the journal, and batch k is marked delivered while k+1 is on its way. Marking k after k+1 was
         sent is safe: a crash in between re-sends k, which overwrites the same points."""
         settled = 0
-        batch = self.journal.outbox_batch(self.sink, self.batch_size, self.clock())
+        batch = await self._batch(0)
         if batch is None:
             return 0
-        sending = await self._start(batch)
+        sending = self._start(batch)
         while True:
-            following = self.journal.outbox_batch(self.sink, self.batch_size, self.clock(), after=batch.last_id)
+            following = await self._batch(batch.last_id)
             error = await sending
             if error is not None and error.retry:
-                self._settle(batch, error)
+                await self._settle(batch, error)
                 return settled
-            following_sending = await self._start(following) if following is not None else None
-            count = self._settle(batch, error)
+            following_sending = self._start(following) if following is not None else None
+            count = await self._settle(batch, error)
             settled += count
             if on_settled is not None:
                 on_settled(count)
@@ -133,7 +135,7 @@ class Delivery:
                 settled = 0
             if settled:
                 continue
-            next_attempt = self.journal.outbox_next_attempt(self.sink)
+            next_attempt = await self.journal.read(lambda reader: reader.outbox_next_attempt(self.sink))
             timeout = 5.0 if next_attempt is None else max(0.05, min(5.0, next_attempt - self.clock()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)

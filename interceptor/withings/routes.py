@@ -196,11 +196,12 @@ class WithingsCloud:
             raise ProtocolError(f"session action {action!r} is unknown", protocol.STATUS_UNKNOWN_ACTION)
         opened = protocol.parse_session_new(form)
         now = self.clock()
-        self.pipeline.journal.record_device(
+        # Not worth an fsync while the scale waits: it re-sends this every session anyway.
+        self.pipeline.journal.write_later(lambda tx: tx.record_device(
             device_id=opened.mac, source=SOURCE, seen_at=now, model=self._device_model(opened.mac),
             firmware=str(opened.firmware) if opened.firmware is not None else None,
             battery_pct=opened.battery_pct, manufacturing_id=opened.manufacturing_id,
-        )
+        ), f"the state of {opened.mac}")
         if opened.extra:
             outcome.detail = f"fields kept as they came: {sorted(opened.extra)}"
         body = protocol.session_new_reply(
@@ -217,21 +218,25 @@ class WithingsCloud:
                   opened.battery_pct)
         return await _chunked(request, body)
 
+    async def start(self) -> None:
+        """Read once what every session reply needs: `cr`, when this server first offered each person."""
+        now = str(int(self.clock().timestamp()))
+        slugs = [person.slug for person in self.config.users]
+        self._user_created = await self.pipeline.journal.write(
+            lambda tx: {slug: int(tx.meta(f"withings.user_created.{slug}", now)) for slug in slugs})
+
     def _scale_users(self, now: datetime) -> list[protocol.ScaleUser]:
         users = []
         for person in self.config.users:
-            if person.slug not in self._user_created:  # `cr`: when this server first offered the person
-                key = f"withings.user_created.{person.slug}"
-                self._user_created[person.slug] = int(self.pipeline.journal.meta(key, str(int(now.timestamp()))))
             users.append(protocol.ScaleUser(
                 id=withings_user_id(person),
                 short_name=person.short_name,
-                weight_kg=self.pipeline.journal.latest_weight(person.slug) or 0.0,
+                weight_kg=self.pipeline.latest_weights.get(person.slug, 0.0),
                 height_m=person.height_cm / 100,
                 age_years=age_in_years(person.birth_date, now),
                 sex=0 if person.sex == "male" else 1,
                 fm=self.config.withings.fm,
-                created=self._user_created[person.slug],
+                created=self._user_created.get(person.slug, int(now.timestamp())),
             ))
         return users
 
@@ -246,7 +251,7 @@ class WithingsCloud:
         readings = body_readings(store, device, self._device_model(device), now, battery)
         for warning in store.warnings:
             log.warning("measure from %s: %s", device, warning)
-        stored = self.pipeline.ingest_many(readings)
+        stored = await self.pipeline.ingest_many(readings)
         outcome.detail = f"measurements {[measurement.id for measurement in stored]}"
         return _reply(protocol.status_reply(body={"updatetime": int(now.timestamp())}))
 
@@ -262,7 +267,7 @@ class WithingsCloud:
             )
             for group in groups
         ]
-        stored = self.pipeline.ingest_many(readings)
+        stored = await self.pipeline.ingest_many(readings)
         outcome.detail = f"measurements {[measurement.id for measurement in stored]}"
         return _reply(protocol.status_reply())
 

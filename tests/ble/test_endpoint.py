@@ -83,7 +83,7 @@ async def test_s400_and_mi_scale_2_become_one_measurement_each(client: TestClien
     assert len((await response.json())["measurements"]) == 2
     again = await client.post(FRAMES_PATH, json=batch, headers=AUTH)  # the acknowledgement was lost
     assert (await again.json())["new_frames"] == 0
-    stored = client.app[JOURNAL].measurements()
+    stored = await client.app[JOURNAL].read(lambda reader: list(reader.measurements()))
     assert len(stored) == 2
     s400 = next(item for item in stored if item.device_id == "8C:D0:B2:F6:BE:EF")
     assert s400.readings == {"weight_kg": 69.9, "heart_rate_bpm": 92.0,
@@ -113,7 +113,7 @@ async def test_bind_key_fixed_without_restart_recovers_the_weigh_in(
     assert wrong not in caplog.text
     ble_config.write_text(ble_toml(), encoding="utf-8")
     _touch_later(ble_config)
-    recovered = service(client).tick()
+    recovered = await service(client).tick()
     assert len(recovered) == 1
     assert recovered[0].readings["impedance_high_ohm"] == 497.6
 
@@ -143,7 +143,8 @@ def test_ble_user_maps_the_s400_profile() -> None:
 
 async def test_s400_weigh_in_is_fred_with_composition(client: TestClient) -> None:
     response = await client.post(FRAMES_PATH, json={"frames": s400_weigh_in()}, headers=AUTH)
-    [measurement] = client.app[JOURNAL].measurements_by_id((await response.json())["measurements"]).values()
+    ids = (await response.json())["measurements"]
+    [measurement] = (await client.app[JOURNAL].read(lambda reader: reader.measurements_by_id(ids))).values()
     assert measurement.user == "fed" and measurement.assignment == "device"
     assert measurement.metrics["body_fat_pct"].method == "s400"
     assert {"impedance_high_ohm", "impedance_low_ohm"} <= set(measurement.readings)
@@ -160,7 +161,8 @@ async def test_mi_scale_2_weigh_in_goes_to_the_person_whose_weight_range_fits(
     config = load_config(path, environ={}, overrides={"data_dir": str(tmp_path / "data")})
     client = await aiohttp_client(create_app(config))
     response = await client.post(FRAMES_PATH, json={"frames": mi_scale_2_weigh_in(time.time() - 60)}, headers=AUTH)
-    [measurement] = client.app[JOURNAL].measurements_by_id((await response.json())["measurements"]).values()
+    ids = (await response.json())["measurements"]
+    [measurement] = (await client.app[JOURNAL].read(lambda reader: reader.measurements_by_id(ids))).values()
     assert measurement.user == "max" and measurement.assignment == "weight"
     assert measurement.metrics["body_fat_pct"].method == "xiaomi"
     assert measurement.readings["impedance_ohm"] == 428.0

@@ -31,13 +31,13 @@ def test_sync_rebuilds_a_dropped_database(tmp_path: Path, influxd: Influx) -> No
                      "--since", since)
     assert result.returncode == 0, result.stderr
     assert count_points(influxd, database) == 12
-    assert "sent 24 item(s)" in result.stderr  # 12 weigh-ins and 12 device reports (one per session)
+    assert "sent 24 point(s)" in result.stderr  # 12 weigh-ins and 12 device reports (one per session)
     again = run_cli("sync", "influx", "--config", str(config), "--data-dir", str(tmp_path / "data"))
     assert again.returncode == 0 and count_points(influxd, database) == 12  # idempotent
 
 
-def test_sync_against_an_unreachable_influx_fails_with_one_line_and_keeps_the_queue(tmp_path: Path,
-                                                                                     influxd: Influx) -> None:
+def test_sync_against_an_unreachable_influx_fails_with_one_line_saying_what_to_do(tmp_path: Path,
+                                                                                   influxd: Influx) -> None:
     config, _ = influx_config(tmp_path, influxd)
     served = start_server(config, tmp_path / "data")
     asyncio.run(scale.weigh_in("127.0.0.1", served.port, meastime=int(time.time()) - 60, weight_g=80000))
@@ -45,7 +45,8 @@ def test_sync_against_an_unreachable_influx_fails_with_one_line_and_keeps_the_qu
     config.write_text(config.read_text().replace(influxd.url, "http://127.0.0.1:9"))
     result = run_cli("sync", "influx", "--config", str(config), "--data-dir", str(tmp_path / "data"))
     assert result.returncode == 1
-    assert "is unreachable" in result.stderr and "stay queued" in result.stderr
+    assert "is unreachable" in result.stderr and "0 of 2 point(s) sent" in result.stderr  # weigh-in, battery
+    assert "then run it again" in result.stderr
     assert "Traceback" not in result.stderr
 
 

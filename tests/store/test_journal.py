@@ -1,15 +1,17 @@
-"""The journal: durable, deduplicated, all-or-nothing."""
+"""The journal: durable, deduplicated, all-or-nothing; written by one thread in group commits."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from interceptor.model import Metric, Reading
-from interceptor.store.journal import Journal, JournalError, NewMeasurement
+from interceptor.store.journal import EVERYTHING, UNASSIGNED, Filter, Journal, JournalError, NewMeasurement, Tx
 
 T0 = datetime(2024, 5, 1, 7, 30, tzinfo=UTC)
 
@@ -19,53 +21,113 @@ def reading(weight: float, taken_at: datetime = T0, device: str = "00:24:e4:00:0
                    device_user_id="1", values={"weight_kg": weight})
 
 
-def item(weight: float, taken_at: datetime = T0, user: str | None = "fed") -> NewMeasurement:
-    return NewMeasurement(reading(weight, taken_at), user, {}, {})
+def item(weight: float, taken_at: datetime = T0, user: str | None = "fed",
+         device: str = "00:24:e4:00:00:01") -> NewMeasurement:
+    return NewMeasurement(reading(weight, taken_at, device), user, {}, {})
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Journal:
-    return Journal(tmp_path / "journal.sqlite")
+def journal(tmp_path: Path):
+    journal = Journal(tmp_path / "journal.sqlite")
+    yield journal
+    journal.close()
 
 
-def test_same_identity_is_stored_once_and_the_first_version_wins(journal: Journal) -> None:
-    first, = journal.insert([item(70.0)])
-    again, = journal.insert([item(71.0)])
+def weights(journal: Journal, where: Filter = EVERYTHING, limit: int | None = None) -> list[float]:
+    with journal.reader() as reader:
+        return [m.readings["weight_kg"] for m in reader.measurements(where, limit=limit)]
+
+
+async def test_same_identity_is_stored_once_and_the_first_version_wins(journal: Journal) -> None:
+    first, = await journal.insert([item(70.0)])
+    again, = await journal.insert([item(71.0)])
     assert first.created and not again.created
     assert again.measurement.id == first.measurement.id and again.measurement.readings == {"weight_kg": 70.0}
-    assert len(journal.measurements()) == 1
+    assert weights(journal) == [70.0]
 
 
-def test_a_failing_batch_leaves_nothing(journal: Journal) -> None:
+async def test_a_failing_job_leaves_nothing_and_does_not_undo_the_others_in_its_group(journal: Journal) -> None:
     bad = NewMeasurement(reading(70.0, T0 + timedelta(minutes=1)), "fed",
                          {"bmi": Metric(value=float("nan"), unit="", method="x", confidence="literature")}, {})
-    with pytest.raises(ValueError):
-        journal.insert([item(69.0), bad])
-    assert journal.measurements() == []
+    good = item(72.0, T0 + timedelta(minutes=2))
+    results = await asyncio.gather(journal.insert([item(69.0), bad]), journal.insert([good]),
+                                   return_exceptions=True)
+    assert isinstance(results[0], ValueError)  # NaN is refused: the whole job is undone, 69.0 too
+    assert weights(journal) == [72.0]
 
 
-def test_filters_and_latest_weight(journal: Journal) -> None:
-    journal.insert([item(70.0 + day, T0 + timedelta(days=day), "fed" if day % 2 else "fra") for day in range(6)])
-    assert [m.readings["weight_kg"] for m in journal.measurements(user="fed")] == [71.0, 73.0, 75.0]
-    assert len(journal.measurements(since=T0 + timedelta(days=4))) == 2
-    assert [m.readings["weight_kg"] for m in journal.measurements(limit=2)] == [74.0, 75.0]
-    assert journal.latest_weight("fra") == 74.0 and journal.latest_weight("nobody") is None
+async def test_filters_stream_in_time_order_with_indexes(journal: Journal) -> None:
+    await journal.insert([item(70.0 + day, T0 + timedelta(days=day), "fed" if day % 2 else None,
+                               device="a" if day < 3 else "b") for day in range(6)])
+    assert weights(journal, Filter(user="fed")) == [71.0, 73.0, 75.0]
+    assert weights(journal, Filter(user=UNASSIGNED)) == [70.0, 72.0, 74.0]
+    assert weights(journal, Filter(since=T0 + timedelta(days=4))) == [74.0, 75.0]
+    assert weights(journal, Filter(device_id="a", until=T0 + timedelta(days=2))) == [70.0, 71.0]
+    assert weights(journal, limit=2) == [74.0, 75.0]
+    with journal.reader() as reader:
+        assert reader.latest_weight("fed") == 75.0 and reader.latest_weight("nobody") is None
+        assert reader.count(Filter(user="fed")) == 3
+        for query, index in ((Filter(user="fed"), "measurements_by_user"),
+                             (Filter(user=UNASSIGNED), "measurements_by_user"),
+                             (Filter(since=T0), "measurements_by_time"),
+                             (Filter(device_id="a"), "measurements_by_device")):
+            clause, parameters = query.where()
+            plan = " ".join(str(row) for row in reader.db.execute(
+                f"EXPLAIN QUERY PLAN SELECT id FROM measurements {clause} ORDER BY taken_at", parameters))
+            assert index in plan, plan
 
 
-def test_device_state_keeps_the_last_known_values_and_history(journal: Journal) -> None:
-    journal.record_device(device_id="d", source="withings", seen_at=T0, firmware="200", battery_pct=69,
-                          manufacturing_id="262151")
-    journal.record_device(device_id="d", source="withings", seen_at=T0 + timedelta(hours=1))
-    state = journal.device("d")
+async def test_device_state_keeps_the_last_known_values_and_history(journal: Journal) -> None:
+    def record(at: datetime, **fields: object) -> None:
+        journal.call(lambda tx: tx.record_device(device_id="d", source="withings", seen_at=at, **fields))
+
+    record(T0, firmware="200", battery_pct=69, manufacturing_id="262151")
+    record(T0 + timedelta(hours=1))
+    with journal.reader() as reader:
+        state = reader.device("d")
     assert (state.firmware, state.battery_pct, state.manufacturing_id) == ("200", 69, "262151")
     assert state.first_seen == T0 and state.last_seen == T0 + timedelta(hours=1)
-    journal.record_device(device_id="d", source="withings", seen_at=T0 + timedelta(days=1), battery_pct=41)
-    assert journal.device("d").battery_pct == 41
+    record(T0 + timedelta(days=1), battery_pct=41)
+    with journal.reader() as reader:
+        assert reader.device("d").battery_pct == 41
+        assert [report.battery_pct for report in reader.device_reports()] == [69, 41]
 
 
-def test_the_journal_is_wal_and_fully_synchronous(journal: Journal) -> None:
-    assert journal._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert journal._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: fsync on every commit
+def test_durable_jobs_commit_with_fsync_and_bookkeeping_without(journal: Journal) -> None:
+    def synchronous(tx: Tx) -> int:
+        return int(tx.db.execute("PRAGMA synchronous").fetchone()[0])
+
+    assert journal.call(lambda tx: tx.db.execute("PRAGMA journal_mode").fetchone()[0]) == "wal"
+    assert journal.call(synchronous) == 2  # FULL: the WAL is fsynced before a weigh-in is acknowledged
+    assert journal.call(synchronous, durable=False) == 1  # NORMAL
+
+
+async def test_weigh_ins_queued_together_share_one_commit(journal: Journal) -> None:
+    release = threading.Event()
+    blocker = journal._writer.submit(lambda tx: release.wait(5))
+    await asyncio.sleep(0.05)  # the writer thread is now inside the blocking job
+    commits = journal._writer.commits
+    writes = [asyncio.ensure_future(journal.insert([item(60.0 + index, T0 + timedelta(minutes=index))]))
+              for index in range(40)]
+    await asyncio.sleep(0.05)
+    assert not any(write.done() for write in writes)  # nothing is acknowledged before its commit
+    release.set()
+    await asyncio.gather(*writes)
+    assert blocker.result() is True
+    assert journal._writer.commits - commits == 2  # the blocking job's group, then one for all forty
+    assert len(weights(journal)) == 40
+
+
+async def test_the_event_loop_runs_while_a_write_is_blocked(journal: Journal) -> None:
+    release = threading.Event()
+    blocked = asyncio.ensure_future(journal.write(lambda tx: release.wait(5)))
+    started = asyncio.get_running_loop().time()
+    await asyncio.sleep(0.1)  # this loop is free, though the journal's writer is stuck
+    assert asyncio.get_running_loop().time() - started < 0.5 and not blocked.done()
+    with journal.reader() as reader:  # and readers are not blocked by the writer
+        assert reader.count() == 0
+    release.set()
+    assert await blocked is True
 
 
 def test_a_corrupt_file_is_reported_not_crashed_on(tmp_path: Path) -> None:

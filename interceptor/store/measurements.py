@@ -1,0 +1,128 @@
+"""Measurements in the journal: how a row is written, found and turned back into values.
+
+Reads stream: a query yields rows as SQLite produces them, so listing, exporting or recomputing a
+decade of weigh-ins costs the memory of one row. Every filter a reader uses is backed by an index
+(`store.database`). Rows come from our own writes, so turning them back into `Measurement`s skips
+pydantic's validation (`model_construct`), and `json_text` splices the stored JSON columns into the
+public JSON shape without parsing them at all.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from interceptor.model import Measurement, Metric, Reading, utc_from_unix
+
+# What `Filter.user` takes to mean "the weigh-ins nobody is assigned to".
+UNASSIGNED = "unassigned"
+
+COLUMNS = (
+    "id, identity, kind, source, device_id, device_model, user, assignment, taken_at, received_at, readings,"
+    " metrics, refusals, raw"
+)
+READING_COLUMNS = (
+    "source, kind, device_id, device_model, taken_at, received_at, device_user_id, readings, vendor_metrics, raw"
+)
+
+
+def dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which measurements a reader wants; each field maps to an indexed column."""
+
+    user: str | None = None  # a slug, or UNASSIGNED
+    since: datetime | None = None
+    until: datetime | None = None  # exclusive
+    kind: str | None = None
+    device_id: str | None = None
+
+    def where(self) -> tuple[str, list[object]]:
+        clauses: list[str] = []
+        parameters: list[object] = []
+        if self.user == UNASSIGNED:
+            clauses.append("user IS NULL")
+        elif self.user is not None:
+            clauses.append("user = ?")
+            parameters.append(self.user)
+        if self.since is not None:
+            clauses.append("taken_at >= ?")
+            parameters.append(self.since.timestamp())
+        if self.until is not None:
+            clauses.append("taken_at < ?")
+            parameters.append(self.until.timestamp())
+        if self.kind is not None:
+            clauses.append("kind = ?")
+            parameters.append(self.kind)
+        if self.device_id is not None:
+            clauses.append("device_id = ?")
+            parameters.append(self.device_id)
+        return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), parameters
+
+
+def select_rows(
+    db: sqlite3.Connection, columns: str, where: Filter, *, limit: int | None = None, newest_first: bool = False
+) -> Iterator[tuple]:
+    """Rows in time order (oldest first unless `newest_first`); `limit` keeps the newest ones."""
+    clause, parameters = where.where()
+    if limit is None:
+        order = "DESC" if newest_first else "ASC"
+        query = f"SELECT {columns} FROM measurements {clause} ORDER BY taken_at {order}, id {order}"
+    else:
+        query = (f"SELECT {columns} FROM measurements {clause} ORDER BY taken_at DESC, id DESC"
+                 f" LIMIT {int(limit)}")
+        if not newest_first:
+            query = f"SELECT * FROM ({query}) ORDER BY taken_at ASC, id ASC"
+    yield from db.execute(query, parameters)
+
+
+def measurement(row: tuple) -> Measurement:
+    """A `COLUMNS` row as a Measurement."""
+    (identifier, identity, kind, source, device_id, device_model, user, assignment, taken_at, received_at,
+     readings, metrics, refusals, raw) = row
+    return Measurement.model_construct(
+        id=identifier, identity=identity, kind=kind, source=source, device_id=device_id,
+        device_model=device_model, user=user, assignment=assignment, taken_at=utc_from_unix(taken_at),
+        received_at=utc_from_unix(received_at), readings=json.loads(readings),
+        metrics={name: Metric.model_construct(**value) for name, value in json.loads(metrics).items()},
+        refusals=json.loads(refusals), raw=json.loads(raw),
+    )
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+_string = json.JSONEncoder().encode
+
+
+def json_text(row: tuple) -> str:
+    """A `COLUMNS` row as `Measurement.as_json()` would print compactly, without parsing its columns."""
+    (identifier, _, kind, source, device_id, device_model, user, assignment, taken_at, received_at,
+     readings, metrics, refusals, raw) = row
+    return (
+        f'{{"id":{identifier},"kind":{_string(kind)},"taken_at":"{_iso(taken_at)}",'
+        f'"received_at":"{_iso(received_at)}","source":{_string(source)},"device_id":{_string(device_id)},'
+        f'"device_model":{"null" if device_model is None else _string(device_model)},'
+        f'"user":{"null" if user is None else _string(user)},"assigned_by":{_string(assignment)},'
+        f'"readings":{readings},"metrics":{metrics},"refusals":{refusals},"raw":{raw}}}'
+    )
+
+
+def reading(row: tuple) -> Reading:
+    """A `READING_COLUMNS` row as the reading the device reported (to decide again who and what)."""
+    return Reading.model_construct(
+        source=row[0], kind=row[1], device_id=row[2], device_model=row[3], taken_at=utc_from_unix(row[4]),
+        received_at=utc_from_unix(row[5]), device_user_id=row[6], values=json.loads(row[7]),
+        vendor_metrics=json.loads(row[8]), raw=json.loads(row[9]),
+    )
+
+
+def metrics_text(metrics: Mapping[str, Metric]) -> str:
+    return dumps({name: metric.model_dump() for name, metric in metrics.items()})
