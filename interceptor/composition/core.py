@@ -78,6 +78,7 @@ _CHOICES: dict[str, object] = {
     "tbw_equation": TbwEquation,
     "ffm_bmr_equation": FfmBmrEquation,
 }
+_ALLOWED: dict[str, tuple[str, ...]] = {name: get_args(alias) for name, alias in _CHOICES.items()}
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,7 @@ class Options:
     fat_offset_pct: float = 0.0
 
     def __post_init__(self) -> None:
-        for name, alias in _CHOICES.items():
-            allowed = get_args(alias)
+        for name, allowed in _ALLOWED.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
         if not (math.isfinite(self.fat_offset_pct) and abs(self.fat_offset_pct) <= MAX_FAT_OFFSET_PCT):

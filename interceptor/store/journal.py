@@ -230,7 +230,7 @@ class Tx(Reader):
             self.record_device(device_id=reading.device_id, source=reading.source, seen_at=reading.received_at,
                                model=reading.device_model)
             if created:  # what was just written, without reading it back
-                measurement = Measurement.model_construct(
+                measurement = Measurement(
                     id=int(cursor.lastrowid or 0), identity=reading.identity, kind=reading.kind,
                     source=reading.source, device_id=reading.device_id, device_model=reading.device_model,
                     user=item.user, assignment=item.assignment, taken_at=reading.taken_at,
