@@ -133,7 +133,7 @@ class Measurement(BaseModel):
     received_at: datetime
     readings: dict[str, float]
     metrics: dict[str, Metric]
-    assignment: str = "none"  # how `user` was decided: "device", "weight", "manual" or "none"
+    assignment: str = "none"  # how `user` was decided: "device", "weight", "manual", "import" or "none"
     refusals: dict[str, str] = Field(default_factory=dict)  # metric → why it was left out
     raw: dict[str, float] = Field(default_factory=dict)
 

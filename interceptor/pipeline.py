@@ -13,10 +13,13 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Literal
 
 from interceptor.composition import Options, Profile, calibration_offset, compose
 from interceptor.config import Config, Person
 from interceptor.model import METRIC_UNITS, Measurement, Metric, Reading
+from interceptor.store import imports
+from interceptor.store.imports import MergeRule
 from interceptor.store.journal import Filter, Journal, NewMeasurement, Reader, Stored, Tx
 from interceptor.users import RECENT_WEIGHINS, Assignment, age_in_years, assign_user
 
@@ -79,6 +82,23 @@ def composition_for(
     return composition.metrics, composition.refusals
 
 
+@dataclass(frozen=True)
+class Imported:
+    """One record of an export file or vendor cloud, as a reading, with the person the record names
+    (None: decided as for a live weigh-in) and where it came from, for the import summary."""
+
+    reading: Reading
+    user: str | None
+    origin: str
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    item: Imported
+    outcome: Literal["new", "merged", "unchanged"]
+    measurement_id: int
+
+
 class Pipeline:
     """Decisions about readings, run where the journal is written (the writer thread), so that two
     weigh-ins arriving together are attributed from the same, committed history."""
@@ -135,6 +155,41 @@ class Pipeline:
             else:
                 log.info("measurement %s was already stored as %d", measurement.identity, measurement.id)
         return [result.measurement for result in stored]
+
+    # -- history brought in from elsewhere --------------------------------------------------------
+
+    def _import_one(self, tx: Tx, item: Imported, rule: MergeRule) -> ImportResult:
+        reading = item.reading
+        known = imports.already_imported(tx.db, reading.identity)
+        if known is not None:
+            return ImportResult(item, "unchanged", known)
+        if item.user is not None:
+            assignment = Assignment(item.user, "import")
+        else:
+            assignment = assign_user(reading, self.config.users,
+                                     lambda slug: tx.recent_weights(slug, RECENT_WEIGHINS),
+                                     self.config.household.assign_tolerance_kg, self.config.ble)
+        target = imports.same_weigh_in(tx.db, rule, user=assignment.user, device_id=reading.device_id,
+                                       taken_at=reading.taken_at, weight_kg=reading.values.get("weight_kg"))
+        if target is not None:
+            if imports.attach(tx.db, target, dict(reading.values), dict(reading.vendor_metrics)):
+                stored, how = self._reading(tx, target)
+                user = tx.measurement(target).user  # type: ignore[union-attr]
+                tx.revise(target, self._decide(tx, stored, Assignment(user, how)))
+            imports.remember(tx.db, reading.identity, target)
+            return ImportResult(item, "merged", target)
+        (result,) = tx.insert([self._decide(tx, reading, assignment)])
+        imports.remember(tx.db, reading.identity, result.measurement.id)
+        return ImportResult(item, "new" if result.created else "unchanged", result.measurement.id)
+
+    async def import_readings(self, items: Sequence[Imported], rule: MergeRule) -> list[ImportResult]:
+        """Bring records from an export file or a vendor cloud in: each becomes a new weigh-in, is
+        attached to the stored weigh-in it describes (`rule`), or is recognised as imported before.
+        All or nothing for `items` (callers send bounded chunks), durable on return."""
+        results = await self.journal.write(lambda tx: [self._import_one(tx, item, rule) for item in items])
+        if any(result.outcome != "unchanged" for result in results):
+            await self.load()  # an import may bring a newer weigh-in than the latest known
+        return results
 
     # -- later decisions about stored weigh-ins ---------------------------------------------------
 

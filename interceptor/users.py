@@ -45,7 +45,7 @@ RecentWeights = Callable[[str], Sequence[float]]
 @dataclass(frozen=True)
 class Assignment:
     user: str | None
-    how: str  # "device" | "weight" | "none"
+    how: str  # "device" | "weight" | "manual" | "import" | "none"
 
 
 def by_device(reading: Reading, people: Sequence[Person], ble_settings: BleSettings | None = None) -> str | None:

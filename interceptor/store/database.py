@@ -69,6 +69,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_by_sink ON outbox (sink, id);
+CREATE TABLE IF NOT EXISTS imports (
+    identity TEXT PRIMARY KEY,
+    measurement_id INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL

@@ -54,7 +54,7 @@ class NewMeasurement:
     user: str | None
     metrics: dict[str, Metric]
     refusals: dict[str, str]
-    assignment: str = "none"  # "device" | "weight" | "manual" | "none"
+    assignment: str = "none"  # "device" | "weight" | "manual" | "import" | "none"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,79 @@
+"""Weigh-ins brought in from elsewhere (export files, vendor clouds), as the journal keeps them.
+
+An imported record is remembered by its identity, with the measurement it became or was merged
+into, so importing the same file twice changes nothing. A record that describes a weigh-in the
+journal already has (the same person or scale, moments apart) is attached to it: the values it adds
+(a vendor's body fat, an impedance) join the stored weigh-in instead of making a second one.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from interceptor.store.measurements import dumps
+
+
+@dataclass(frozen=True)
+class MergeRule:
+    """When an imported record is the same weigh-in as a stored one.
+
+    `same`: the person (export files name a person) or the device (a vendor cloud names the scale);
+    `window_s`: how far apart the two moments may be; `weight_kg`: how far apart the weights may be
+    (None: any weight, when the device alone is trusted)."""
+
+    same: Literal["person", "device"]
+    window_s: float
+    weight_kg: float | None
+
+
+def already_imported(db: sqlite3.Connection, identity: str) -> int | None:
+    row = db.execute("SELECT measurement_id FROM imports WHERE identity = ?", (identity,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def remember(db: sqlite3.Connection, identity: str, measurement_id: int) -> None:
+    db.execute("INSERT OR IGNORE INTO imports (identity, measurement_id) VALUES (?, ?)", (identity, measurement_id))
+
+
+def same_weigh_in(
+    db: sqlite3.Connection, rule: MergeRule, *, user: str | None, device_id: str, taken_at: datetime,
+    weight_kg: float | None,
+) -> int | None:
+    """The stored weigh-in this record describes, nearest in time; None when there is none."""
+    if rule.same == "person":
+        if user is None:
+            return None
+        column, key = "user", user
+    else:
+        column, key = "device_id", device_id
+    moment = taken_at.timestamp()
+    candidates = db.execute(
+        f"SELECT id, taken_at, json_extract(readings, '$.weight_kg') FROM measurements"
+        f" WHERE {column} = ? AND kind = 'body' AND taken_at BETWEEN ? AND ?",
+        (key, moment - rule.window_s, moment + rule.window_s),
+    ).fetchall()
+    fitting = [
+        (abs(stored_at - moment), identifier) for identifier, stored_at, weight in candidates
+        if rule.weight_kg is None or (weight is not None and weight_kg is not None
+                                      and abs(weight - weight_kg) <= rule.weight_kg)
+    ]
+    return min(fitting)[1] if fitting else None
+
+
+def attach(db: sqlite3.Connection, measurement_id: int, values: dict[str, float],
+           vendor_metrics: dict[str, float]) -> bool:
+    """Add the values the stored weigh-in lacks (what the device sent live wins); True if any was new."""
+    readings_text, vendor_text = db.execute(
+        "SELECT readings, vendor_metrics FROM measurements WHERE id = ?", (measurement_id,)).fetchone()
+    readings, vendor = json.loads(readings_text), json.loads(vendor_text)
+    added_readings = {name: value for name, value in values.items() if name not in readings}
+    added_vendor = {name: value for name, value in vendor_metrics.items() if name not in vendor}
+    if not added_readings and not added_vendor:
+        return False
+    db.execute("UPDATE measurements SET readings = ?, vendor_metrics = ? WHERE id = ?",
+               (dumps({**readings, **added_readings}), dumps({**vendor, **added_vendor}), measurement_id))
+    return True
