@@ -1,11 +1,17 @@
 """What to answer, decided without any I/O: bytes in, bytes (or "ask an upstream") out.
 
 The order for every query is: who is asking (allowed subnets, then rate limit), is it well formed,
-is the name intercepted for this client, is the answer cached, and only then forward. Everything
-that can be answered at once is; forwarding returns a `Forward` that the server hands to the
-forwarder and brings back to `finish`, which caches the reply and fits it to the client. The
+is the name intercepted for this client, is it ANY, is the answer cached, and only then forward.
+Everything that can be answered at once is; forwarding returns a `Forward` that the server hands to
+the forwarder and brings back to `finish`, which caches the reply and fits it to the client. The
 in-flight count lives here too, so that beyond the cap a client is told REFUSED at once (as dnsmasq
 and CoreDNS do: reference §2.1) rather than the process growing while an upstream is silent.
+
+Nothing here may be turned into an amplifier or a log filler by someone who forges source addresses
+(issue 11): ANY is answered with one small record and never forwarded (RFC 8482), no UDP answer
+exceeds EDNS_PAYLOAD (wire.Query.udp_limit), REFUSED answers are rate limited per client and in
+total (beyond, silence), and refused or malformed queries are logged through `Notices`, a few lines
+a minute whatever arrives.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from dnslib import QTYPE, RCODE
 
 from interceptor.dns.cache import Cache, CacheKey
 from interceptor.dns.clients import NetworkSet, RateLimiter
+from interceptor.dns.notices import Notices
 from interceptor.dns.rules import Rule, Rules
 from interceptor.dns.settings import DnsSettings
 from interceptor.dns.wire import (
@@ -37,6 +44,7 @@ from interceptor.dns.wire import (
     address_record,
     build_reply,
     header_only_reply,
+    hinfo_record,
     inspect_reply,
     name_text,
     opt_record,
@@ -45,6 +53,9 @@ from interceptor.dns.wire import (
 )
 
 query_log = logging.getLogger("interceptor.dns.queries")
+notice_log = logging.getLogger("interceptor.dns.notices")
+
+ANY_TTL = 3600  # of the synthesized HINFO; RFC 8482 leaves it to the operator
 
 LocalIpv4 = Callable[[str, str, float], str | None]
 
@@ -63,9 +74,15 @@ class Forward:
 
 
 class Resolver:
-    def __init__(self, settings: DnsSettings, local_ipv4: LocalIpv4, *, log_queries: bool = False) -> None:
+    def __init__(
+        self, settings: DnsSettings, local_ipv4: LocalIpv4, *, log_queries: bool = False, now: float = 0.0
+    ) -> None:
         self.allowed = NetworkSet(settings.allow_clients)
         self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+        self.rate_limit = settings.rate_limit
+        self.refusals = RateLimiter(settings.refused_rate, max(1, int(settings.refused_rate)))
+        self.refusals_total = RateLimiter(settings.refused_rate_total, max(1, int(settings.refused_rate_total)))
+        self.notices = Notices(notice_log, now)
         self.rules = Rules(settings.intercept)
         self.cache = Cache(
             settings.cache_size, settings.cache_min_ttl, settings.cache_max_ttl, settings.negative_max_ttl
@@ -78,14 +95,13 @@ class Resolver:
     def handle(self, data: bytes, client_ip: str, listener_host: str, now: float, tcp: bool) -> bytes | Forward | None:
         """The reply to send, a `Forward` to resolve upstream, or None to stay silent."""
         if client_ip not in self.allowed:
-            return self._refuse(data, client_ip, "refused-client")
+            return self._refuse(data, client_ip, now, "not in [dns] allow_clients")
         if not self.limiter.allow(client_ip, now):
-            return self._refuse(data, client_ip, "rate-limited")
+            return self._refuse(data, client_ip, now, f"over [dns] rate_limit of {self.rate_limit:g}/s")
         try:
             query = parse_query(data)
         except WireError as error:
-            if self.log_queries:
-                query_log.info("client=%s malformed (%s)", client_ip, error)
+            self.notices.notice(now, client_ip, "malformed DNS query from %s: %s", client_ip, error)
             return None if error.rcode is None else header_only_reply(data, error.rcode)
         if query.edns_version:
             return self._answer(query, client_ip, build_reply(query, EXTENDED_RCODE_BADVERS), "badvers", tcp)
@@ -93,6 +109,8 @@ class Resolver:
         if rule is not None:
             reply = self._local_answer(query, rule, client_ip, listener_host, now)
             return self._answer(query, client_ip, reply, "intercepted", tcp)
+        if query.qtype == TYPE_ANY:
+            return self._answer(query, client_ip, minimal_any(query), "any-minimal", tcp)
         key = (query.qname, query.qtype, query.qclass, query.variant)
         cached = self.cache.get(key, now)
         if cached is not None:
@@ -136,12 +154,21 @@ class Resolver:
             )
         return fit(reply, query, tcp)
 
-    def _refuse(self, data: bytes, client_ip: str, outcome: str) -> bytes | None:
+    def _refuse(self, data: bytes, client_ip: str, now: float, why: str) -> bytes | None:
+        """REFUSED while the client's and everyone's refusal budgets last, silence beyond: a REFUSED is
+        as big as the query, so unlimited ones would let a forged source address aim traffic at a victim."""
         try:
             query = parse_query(data)
         except WireError:
+            self.notices.notice(now, client_ip, "ignored a malformed DNS query from %s (%s)", client_ip, why)
             return None
-        return self._answer(query, client_ip, build_reply(query, RCODE_REFUSED), outcome, tcp=False)
+        self.notices.notice(
+            now, client_ip, "refused a DNS query from %s for %s %s: %s",
+            client_ip, name_text(query.qname), QTYPE.get(query.qtype), why,
+        )
+        if not (self.refusals.allow(client_ip, now) and self.refusals_total.allow("", now)):
+            return None
+        return fit(build_reply(query, RCODE_REFUSED), query, tcp=False)
 
     def _local_answer(self, query: Query, rule: Rule, client_ip: str, listener_host: str, now: float) -> bytes:
         """The rule's address for its own record type; NODATA for every other type, so that an
@@ -155,6 +182,13 @@ class Resolver:
                 record = address_record(rule.record_type, rule.ttl, packed)
                 return build_reply(query, RCODE_NOERROR, answers=record, answer_count=1, authoritative=True)
         return build_reply(query, RCODE_NOERROR, authoritative=True)
+
+
+def minimal_any(query: Query) -> bytes:
+    """RFC 8482 §4.2: one synthesized HINFO record instead of everything the name has, so an ANY
+    query (the classic amplification request) gets an answer about as small as itself."""
+    qclass = query.qclass if query.qclass != TYPE_ANY else CLASS_IN  # QCLASS * (255) is no record class
+    return build_reply(query, RCODE_NOERROR, answers=hinfo_record(qclass, ANY_TTL), answer_count=1)
 
 
 def adapt(reply: bytes, query: Query) -> bytes:

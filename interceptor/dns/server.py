@@ -4,8 +4,7 @@ UDP is read straight from non-blocking sockets with `loop.add_reader`, draining 
 datagrams per wake-up: asyncio's own datagram transport does one `recvfrom` per event-loop turn,
 which is where most of the time of a pure-Python responder goes under load. Answers known at once
 (intercepted, cached, refused) are sent before the next datagram is read; forwarded ones become
-tasks. TCP (RFC 7766) serves many queries per connection, answers forwarded ones as they complete
-(out of order, as the RFC allows), closes idle connections, and caps how many are open.
+tasks. TCP is served by `tcp.TcpService`, with its timeouts and connection caps.
 """
 
 from __future__ import annotations
@@ -14,14 +13,15 @@ import asyncio
 import errno
 import logging
 import socket
-import struct
 from collections.abc import Coroutine
 from typing import Any
 
 from interceptor.dns.forwarder import Forwarder
 from interceptor.dns.interfaces import LocalAddresses
+from interceptor.dns.notices import NOTICE_WINDOW
 from interceptor.dns.resolver import Forward, Resolver
 from interceptor.dns.settings import DnsSettings
+from interceptor.dns.tcp import TcpService
 from interceptor.dns.upstreams import UpstreamPool
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,6 @@ UDP_BATCH = 64
 UDP_RECEIVE_BUFFER = 1 << 20  # absorbs bursts while an answer is being computed
 MAX_DATAGRAM = 65535
 TCP_BACKLOG = 128
-_LENGTH = struct.Struct("!H")
 
 
 class DnsStartError(Exception):
@@ -134,13 +133,21 @@ class DnsServer:
         self.loop = asyncio.get_running_loop()
         upstreams = settings.upstream_addresses
         self.local_addresses = LocalAddresses([host for host, _ in upstreams if ":" not in host])
-        self.resolver = Resolver(settings, self.local_addresses.ipv4_for, log_queries=query_log or settings.query_log)
+        self.resolver = Resolver(
+            settings, self.local_addresses.ipv4_for, log_queries=query_log or settings.query_log, now=self.loop.time()
+        )
         self.forwarder = Forwarder(UpstreamPool(upstreams), settings.upstream_timeout, settings.query_timeout)
+        self.tcp = TcpService(self)
         self.addresses: list[tuple[str, int]] = []
         self._udp: list[_UdpListener] = []
         self._tcp_servers: list[asyncio.Server] = []
-        self._tcp_writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._notice_timer = self.loop.call_later(NOTICE_WINDOW, self._flush_notices)
+
+    def _flush_notices(self) -> None:
+        """Every notice window: the summary of refused and malformed queries that were not logged."""
+        self.resolver.notices.flush(self.loop.time())
+        self._notice_timer = self.loop.call_later(NOTICE_WINDOW, self._flush_notices)
 
     async def _listen(self) -> None:
         for host, port in self.settings.listen_addresses:
@@ -154,7 +161,7 @@ class DnsServer:
             listener = _UdpListener(self, udp, host)
             self.loop.add_reader(udp.fileno(), listener.readable)
             self._udp.append(listener)
-            self._tcp_servers.append(await asyncio.start_server(self._serve_tcp, sock=tcp))
+            self._tcp_servers.append(await asyncio.start_server(self.tcp.serve, sock=tcp))
             self.addresses.append((host, udp.getsockname()[1]))
         if not self.addresses:
             raise DnsStartError("no DNS listener could be opened; set [dns] listen to an address of this machine")
@@ -171,47 +178,11 @@ class DnsServer:
         try:
             return await self.forwarder.resolve(forward.key, forward.message, forward.question_end)
         except Exception:
-            log.exception("forwarding a query failed unexpectedly")
+            self.resolver.notices.notice(
+                self.loop.time(), forward.client_ip, "forwarding a query from %s failed unexpectedly",
+                forward.client_ip, level=logging.ERROR, exc_info=True,
+            )
             return None
-
-    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self._tcp_writers) >= self.settings.max_tcp_connections:
-            writer.close()
-            return
-        self._tcp_writers.add(writer)
-        peer = writer.get_extra_info("peername")
-        local = writer.get_extra_info("sockname")
-        answers: set[asyncio.Task[None]] = set()
-        try:
-            while True:
-                try:
-                    async with asyncio.timeout(self.settings.tcp_idle_timeout):
-                        (length,) = _LENGTH.unpack(await reader.readexactly(2))
-                        data = await reader.readexactly(length)
-                except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
-                    break
-                result = self.resolver.handle(data, peer[0], local[0], self.loop.time(), True)
-                if result is None:
-                    continue
-                if isinstance(result, bytes):
-                    writer.write(_LENGTH.pack(len(result)) + result)
-                    await writer.drain()
-                else:
-                    task = self.spawn(self._answer_tcp(result, writer))
-                    answers.add(task)
-                    task.add_done_callback(answers.discard)
-            if answers:
-                await asyncio.wait(answers, timeout=self.settings.query_timeout + 1)
-        except ConnectionError:
-            pass
-        finally:
-            self._tcp_writers.discard(writer)
-            writer.close()
-
-    async def _answer_tcp(self, forward: Forward, writer: asyncio.StreamWriter) -> None:
-        reply = self.resolver.finish(forward, await self.ask_upstreams(forward), self.loop.time())
-        if not writer.is_closing():
-            writer.write(_LENGTH.pack(len(reply)) + reply)
 
     async def close(self) -> None:
         for listener in self._udp:
@@ -219,8 +190,9 @@ class DnsServer:
             listener.sock.close()
         for server in self._tcp_servers:
             server.close()
-        for writer in list(self._tcp_writers):
-            writer.close()
+        self.tcp.close()
+        self._notice_timer.cancel()
+        self.resolver.notices.flush(self.loop.time())
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -157,6 +157,14 @@ class DnsSettings(BaseModel):
         default=200.0, ge=0, description="queries per second allowed per client address; 0 turns it off"
     )
     rate_burst: int = Field(default=400, ge=1, description="queries a client may send at once above its rate")
+    refused_rate: float = Field(
+        default=5.0, gt=0, le=10_000,
+        description="REFUSED answers per second to one client address (strangers, clients over rate_limit); "
+        "beyond it they get silence, so a forged source address cannot aim the responder at a victim",
+    )
+    refused_rate_total: float = Field(
+        default=50.0, gt=0, le=100_000, description="REFUSED answers per second to all client addresses together"
+    )
     query_log: bool = Field(default=False, description="log every query (client, name, type, outcome)")
     upstream_timeout: float = Field(
         default=0.8, gt=0, le=10, description="seconds to wait for one upstream before trying the next"
@@ -165,9 +173,20 @@ class DnsSettings(BaseModel):
         default=1.9, gt=0, le=30, description="seconds after which a client gets SERVFAIL when no upstream answered"
     )
     tcp_idle_timeout: float = Field(
-        default=10.0, gt=0, le=300, description="seconds an idle TCP client connection stays open"
+        default=5.0, gt=0, le=300,
+        description="seconds a TCP connection may go without delivering a whole query (silent, or stuck "
+        "halfway through one) before it is closed; RFC 7766 §6.2.3 recommends the order of seconds",
+    )
+    tcp_max_lifetime: float = Field(
+        default=60.0, gt=0, le=3600,
+        description="seconds a TCP connection may stay open however busy; then it is closed once its answers are sent",
     )
     max_tcp_connections: int = Field(default=100, ge=1, le=10_000, description="TCP client connections served at once")
+    max_tcp_per_client: int = Field(
+        default=10, ge=1, le=10_000,
+        description="TCP connections one client address may hold; beyond it (or beyond max_tcp_connections) "
+        "a new connection replaces an idle one of the client holding the most, or is closed at once",
+    )
 
     @field_validator("listen")
     @classmethod

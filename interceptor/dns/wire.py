@@ -20,6 +20,7 @@ UINT32 = struct.Struct("!I")
 
 TYPE_A = 1
 TYPE_SOA = 6
+TYPE_HINFO = 13
 TYPE_AAAA = 28
 TYPE_OPT = 41
 TYPE_ANY = 255
@@ -44,10 +45,13 @@ OPCODE_MASK = 0x7800
 
 EDNS_DO = 0x8000
 # The payload size we advertise and ask upstreams for: the DNS Flag Day 2020 value, which avoids IP
-# fragmentation; dnsmasq's edns-packet-max default is the same (reference §2.1).
+# fragmentation; dnsmasq's edns-packet-max default is the same (reference §2.1). It is also the most
+# we ever send over UDP, whatever buffer a client advertises: a larger answer would make the responder
+# an amplifier for anyone who can forge a local address (issue 11: 12.8 kB for a 43-byte query).
 EDNS_PAYLOAD = 1232
 CLASSIC_UDP_LIMIT = 512
 MAX_NAME_LENGTH = 255
+LOGGED_NAME_LENGTH = 100  # characters of a query name kept in a log line
 
 
 class WireError(ValueError):
@@ -76,8 +80,11 @@ class Query:
 
     @property
     def udp_limit(self) -> int:
-        """Largest UDP reply this client accepts (RFC 6891 §6.2.5: below 512 is treated as 512)."""
-        return max(self.udp_size, CLASSIC_UDP_LIMIT) if self.edns else CLASSIC_UDP_LIMIT
+        """Largest UDP reply we send this client: what it accepts (RFC 6891 §6.2.5: below 512 is
+        treated as 512), never more than our own EDNS_PAYLOAD."""
+        if not self.edns:
+            return CLASSIC_UDP_LIMIT
+        return min(max(self.udp_size, CLASSIC_UDP_LIMIT), EDNS_PAYLOAD)
 
     @property
     def variant(self) -> int:
@@ -183,11 +190,12 @@ def parse_query(data: bytes) -> Query:
     )
 
 
-def name_text(qname: bytes) -> str:
-    """Presentation form of a wire-format name for logs ('.' for the root).
+def name_text(qname: bytes, limit: int = LOGGED_NAME_LENGTH) -> str:
+    """Presentation form of a wire-format name for logs ('.' for the root), at most `limit` characters.
 
     Bytes that are not printable ASCII, and dots or backslashes inside a label, are written as
-    `\\DDD` (RFC 1035 §5.1), so a hostile name cannot forge or break log lines.
+    `\\DDD` (RFC 1035 §5.1), so a hostile name cannot forge or break log lines; a name longer than
+    `limit` (escaping can make 255 bytes into 1,000 characters) is cut and ends with '...'.
     """
     parts: list[str] = []
     position = 0
@@ -196,7 +204,8 @@ def name_text(qname: bytes) -> str:
         label = qname[position + 1 : position + 1 + length]
         parts.append("".join(chr(b) if 0x21 <= b <= 0x7E and b not in (0x2E, 0x5C) else f"\\{b:03d}" for b in label))
         position += 1 + length
-    return ".".join(parts) + "." if parts else "."
+    text = ".".join(parts) + "." if parts else "."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def name_wire(text: str) -> bytes:
@@ -243,6 +252,13 @@ def header_only_reply(data: bytes, rcode: int) -> bytes:
 def address_record(rtype: int, ttl: int, address: bytes) -> bytes:
     """An answer RR whose owner is a pointer to the question name at offset 12."""
     return b"\xc0\x0c" + RR_FIXED.pack(rtype, CLASS_IN, ttl, len(address)) + address
+
+
+def hinfo_record(qclass: int, ttl: int) -> bytes:
+    """The one record RFC 8482 §4.2 answers an ANY query with: HINFO, CPU "RFC8482", OS empty,
+    owned by the question name (a pointer to offset 12)."""
+    rdata = b"\x07RFC8482\x00"
+    return b"\xc0\x0c" + RR_FIXED.pack(TYPE_HINFO, qclass, ttl, len(rdata)) + rdata
 
 
 def truncated(reply: bytes, query: Query) -> bytes:

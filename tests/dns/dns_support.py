@@ -50,8 +50,9 @@ class FakeUpstream:
     router or a public resolver, whose misbehaviour the tests choose.
 
     It answers every name with A 127.0.0.20 (TTL 60), except: `nx.*` NXDOMAIN with an SOA (negative
-    TTL 30), `nodata.*` NOERROR without records plus SOA, `big.*` 120 A records (too big for 512-byte
-    UDP), `ttl1.*` TTL 1, `ttl5000.*` TTL 5000. Faults (`mode`): "silent" never answers, "slow"
+    TTL 30), `nodata.*` NOERROR without records plus SOA, `big.*` 120 A records (about 2 kB: too big
+    for any UDP answer of ours), `mid.*` 60 A records (about 1 kB: too big for 512-byte UDP, not for
+    1,232), `ttl1.*` TTL 1, `ttl5000.*` TTL 5000. Faults (`mode`): "silent" never answers, "slow"
     answers after `delay`, "truncate" sets TC on every UDP answer (TCP is complete), "wrong-id"
     answers UDP with a different id, "spoof-first" sends a wrong-id answer with another address
     before the right one, "servfail" answers SERVFAIL, "malformed" cuts the last bytes off its answer.
@@ -86,7 +87,7 @@ class FakeUpstream:
             reply.add_answer(RR(request.q.qname, QTYPE.AAAA, ttl=60, rdata=AAAA("fd00::20")))
         else:
             ttl = 1 if name.startswith("ttl1.") else 5000 if name.startswith("ttl5000.") else 60
-            count = 120 if name.startswith("big.") else 1
+            count = 120 if name.startswith("big.") else 60 if name.startswith("mid.") else 1
             for index in range(count):
                 address = UPSTREAM_ADDRESS if count == 1 else f"10.0.{index // 250}.{index % 250 + 1}"
                 reply.add_answer(RR(request.q.qname, QTYPE.A, ttl=ttl, rdata=A(address)))
@@ -205,6 +206,25 @@ async def ask(
     if tcp:
         return await dns.asyncquery.tcp(query, host, port=port, timeout=timeout, source=source)
     return await dns.asyncquery.udp(query, host, port=port, timeout=timeout, source=source, ignore_trailing=True)
+
+
+def framed(name: str, qtype: str = "A") -> bytes:
+    """A query as DNS over TCP carries it: two length bytes, then the message."""
+    wire = dns.message.make_query(name, qtype).to_wire()
+    return struct.pack("!H", len(wire)) + wire
+
+
+async def closed_by_server(reader: asyncio.StreamReader, within: float) -> bool:
+    """True when the server ends the connection (end of stream or reset) within `within` seconds."""
+    try:
+        async with asyncio.timeout(within):
+            while await reader.read(65536):
+                pass
+    except TimeoutError:
+        return False
+    except ConnectionError:
+        pass
+    return True
 
 
 def addresses(message: dns.message.Message) -> list[str]:

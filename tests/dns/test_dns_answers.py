@@ -185,14 +185,20 @@ async def test_https_type_has_its_number(make_responder: Factory) -> None:
     assert rcode(reply) == "NOERROR" and reply.answer == []
 
 
-async def test_ipv6_upstream_and_tcp_fetched_answer_in_full_to_a_large_edns_client(
+async def test_ipv6_upstream_and_tcp_fetched_answer_in_full_over_tcp_only(
     make_responder: Factory, make_upstream: Factory
 ) -> None:
+    """The upstream truncates over UDP, so the 2 kB answer is fetched over TCP from [::1]; a client
+    offering 4096 bytes still gets TC over UDP (nothing above 1,232 goes out over UDP) and the whole
+    answer, from the cache, over TCP."""
     truncating = await make_upstream("truncate", host="::1")
     server = await make_responder(upstreams=(truncating.address,))
     port = server.addresses[0][1]
-    reply = await ask(port, "big.test", edns=True, payload=4096)  # about 2 kB: fits in 4096
-    assert len(addresses(reply)) == 120 and not reply.flags & 0x0200
+    reply = await ask(port, "big.test", edns=True, payload=4096)
+    assert reply.flags & 0x0200 and reply.answer == []
+    full = await ask(port, "big.test", tcp=True, edns=True, payload=4096)
+    assert len(addresses(full)) == 120
+    assert [query.q.qname for query in truncating.log.queries].count("big.test.") == 2  # UDP, then TCP
 
 
 def test_a_resting_upstream_comes_back_first_once_it_answers() -> None:

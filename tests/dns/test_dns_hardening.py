@@ -14,7 +14,7 @@ from typing import Any
 
 import dns.message
 import pytest
-from dns_support import UPSTREAM_ADDRESS, FakeUpstream, addresses, ask, rcode
+from dns_support import UPSTREAM_ADDRESS, FakeUpstream, addresses, ask, closed_by_server, framed, rcode
 from dnslib import DNSRecord
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -150,14 +150,20 @@ async def test_tcp_pipelining_idle_timeout_and_connection_cap(make_responder: Fa
         (length,) = struct.unpack("!H", await reader.readexactly(2))
         ids.append(dns.message.from_wire(await reader.readexactly(length)).id)
     assert ids[0] == 1 and sorted(ids) == [0, 1, 2]  # the intercepted answer did not wait for the slow ones
-    second = await asyncio.open_connection("127.0.0.1", port)
-    third_reader, third_writer = await asyncio.open_connection("127.0.0.1", port)
-    assert await asyncio.wait_for(third_reader.read(), 1.0) == b""  # over the cap: closed at once
+    second_reader, second_writer = await asyncio.open_connection("127.0.0.1", port)
     started = time.monotonic()
-    assert await asyncio.wait_for(reader.read(), 2.0) == b""  # idle: closed by the server
+    third_reader, third_writer = await asyncio.open_connection("127.0.0.1", port)
+    # Over the cap of 2: the newcomer takes the place of the oldest idle connection, the first one.
+    assert await closed_by_server(reader, within=1.0)
+    assert time.monotonic() - started < 0.3
+    third_writer.write(framed("scalews.withings.net"))
+    (length,) = struct.unpack("!H", await asyncio.wait_for(third_reader.readexactly(2), 1.0))
+    assert dns.message.from_wire(await third_reader.readexactly(length)).answer
+    assert await closed_by_server(second_reader, within=2.0)  # idle: closed by the server
     assert 0.2 < time.monotonic() - started < 1.0
-    for stream_writer in (writer, second[1], third_writer):
+    for stream_writer in (writer, second_writer, third_writer):
         stream_writer.close()
+
 
 
 async def test_query_log_is_off_by_default(
