@@ -179,7 +179,7 @@ def serve(http_listen: str | None, no_dns: bool, query_log: bool, capture_dir: P
 
         capture = RecordingSettings(capture_dir, capture_max_files, capture_max_bytes)
     try:
-        runtime.run(run(config, with_dns=not no_dns, query_log=query_log, capture=capture))
+        runtime.serve(run(config, with_dns=not no_dns, query_log=query_log, capture=capture))
     except (ServeError, JournalError) as error:
         raise UserError(str(error)) from None
     except KeyboardInterrupt:

@@ -90,7 +90,7 @@ def dns_group(
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        runtime.run(_serve(settings, query_log))
+        runtime.serve(_serve(settings, query_log))
     except DnsStartError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)

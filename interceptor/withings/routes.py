@@ -326,11 +326,10 @@ def body_readings(
 
 async def _chunked(request: web.Request, body: bytes) -> web.StreamResponse:
     """The session reply went out chunked, one chunk, in the 2013 capture (reference §1.3);
-    HTTP/1.0 forbids chunking, so such a client gets a Content-Length reply instead."""
-    if request.version < (1, 1):
-        return _reply(body)
-    response = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
-    response.enable_chunked_encoding()
-    await response.prepare(request)
-    await response.write_eof(body)  # one chunk and the terminator, in one write
+    HTTP/1.0 forbids chunking, so such a client gets a Content-Length reply instead. A `Response`
+    (not a `StreamResponse`) keeps its head until the body is written: head, chunk and terminator
+    leave in one write."""
+    response = _reply(body)
+    if request.version >= (1, 1):
+        response.enable_chunked_encoding()
     return response

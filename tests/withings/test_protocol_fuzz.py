@@ -64,3 +64,17 @@ def test_structurally_valid_groups_parse_or_are_refused_with_a_reason(groups: li
         for item in parsed.measures:
             if item.type == 1:
                 assert 0 < item.value <= protocol.MAX_WEIGHT_KG
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.text("ab=%+2Fz&é", max_size=6), st.text("ab=%+2Fz&é", max_size=6)), max_size=8)
+       | st.text("ab=%+2F&é;", max_size=40).map(lambda text: [(text, None)]))
+def test_form_parsing_matches_the_standard_library(fields: list[tuple[str, str | None]]) -> None:
+    """The fast form parser decodes exactly as `parse_qsl(keep_blank_values=True)`, first key winning."""
+    from urllib.parse import parse_qsl
+
+    text = "&".join(key if value is None else f"{key}={value}" for key, value in fields)
+    expected: dict[str, str] = {}
+    for key, value in parse_qsl(text, keep_blank_values=True):
+        expected.setdefault(key, value)
+    assert protocol.parse_form(text.encode()) == expected
