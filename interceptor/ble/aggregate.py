@@ -113,8 +113,10 @@ class Aggregator:
         key: _Key = ("mi", frame.mac)
         signature: _Key = ("mi-done", frame.mac, str(sample.weight_raw), sample.unit, str(sample.scale_time))
         pending = self._pending.get(key)
-        if pending is not None and pending.late_only and signature not in pending.signatures and sample.live:
-            # Somebody is on the scale: the late frame before was the waking scale's old result.
+        if (pending is not None and pending.late_only and signature not in pending.signatures
+                and (sample.live or sample.late)):
+            # Somebody is on the scale, or another result follows: the late frame before was the
+            # waking scale's old result.
             log.info("ble: %s re-advertised an earlier result before a new weigh-in; not a weigh-in", frame.mac)
             del self._pending[key]
             pending = None

@@ -199,3 +199,15 @@ def test_a_late_result_waits_for_the_scale_to_settle_then_stands() -> None:
     assert feed(aggregator, [("V2-BM-LATE", 100.0), ("V2-BM-LATE", 101.0)]) == []
     assert aggregator.flush(103.0) == []
     assert [reading.values for reading in aggregator.flush(107.0)] == [{"weight_kg": 105.8, "impedance_ohm": 396.0}]
+
+
+def test_a_newer_late_result_replaces_an_older_one() -> None:
+    """Two results heard only late, one after the other: the first was the waking scale's old one.
+    (The second frame is V2-BM-LATE re-timed to HCI-4's clock, 15 minutes later: synthetic.)"""
+    aggregator = Aggregator()
+    newer = "02a6b207010112101a8c01a852"
+    readings = [*aggregator.feed(*_decoded(frame_of("V2-BM-LATE", 100.0)), 100.0)]
+    readings += aggregator.feed(*_decoded(frame_of("V2-BM-LATE", 101.0, data=newer)), 101.0)
+    readings += aggregator.flush(120.0)
+    assert [reading.values for reading in readings] == [{"weight_kg": 105.8, "impedance_ohm": 396.0}]
+    assert readings[0].taken_at.timestamp() == 101.0
