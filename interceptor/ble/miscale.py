@@ -45,6 +45,17 @@ class MiScaleSample:
         """Worth a weigh-in: settled, somebody still on the scale, and a weight."""
         return self.stabilized and not self.removed and self.weight_raw > 0
 
+    @property
+    def live(self) -> bool:
+        """Somebody is on the scale now (settled or not)."""
+        return not self.removed and self.weight_raw > 0
+
+    @property
+    def late(self) -> bool:
+        """The settled result re-advertised after the person stepped off (`…02a6…`, `…02a4…`,
+        V1 `a2…`): still a weigh-in when nothing earlier of it was heard (ble-scales.md §1.6)."""
+        return self.stabilized and self.removed and self.weight_raw > 0
+
 
 def _kilograms(raw: int, unit: Unit) -> float:
     if unit == "kg":

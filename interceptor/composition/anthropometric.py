@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from interceptor.composition import xiaomi
-from interceptor.composition.core import Options, Profile, Sheet, bmi
+from interceptor.composition.core import Options, Profile, Sheet, bmi, minor_problem
 from interceptor.composition.literature import Validity
 
 
@@ -77,7 +77,11 @@ def normalised_ffmi(ffm_kg: float, profile: Profile) -> float:
 def compose(weight_kg: float, profile: Profile, options: Options) -> Sheet:
     sheet = Sheet()
     sheet.put("bmi", bmi(weight_kg, profile), "bmi", "anthropometric")
-    sheet.put("ideal_weight_kg", xiaomi.ideal_weight_kg(profile.sex, profile.height_cm), "xiaomi", "anthropometric")
+    minor = minor_problem(profile, "the Zepp standard-weight formula")
+    if minor is None:
+        sheet.put("ideal_weight_kg", xiaomi.ideal_weight_kg(profile.sex, profile.height_cm), "xiaomi", "anthropometric")
+    else:
+        sheet.refuse("ideal_weight_kg", minor)
     equation, validity = BMR_EQUATIONS[options.bmr_equation]
     problem = validity.problem(profile)
     if problem is None:

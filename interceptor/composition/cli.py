@@ -38,7 +38,8 @@ def _fail(message: str) -> NoReturn:
 @click.option("--age", type=float, required=True, help="years at the weigh-in (fractions allowed)")
 @click.option("--height-cm", type=float, required=True)
 @click.option("--weight-kg", type=float, required=True)
-@click.option("--impedance-ohm", type=float, help="the impedance (Mi Scale 2), or one S400 band")
+@click.option("--impedance-ohm", type=float,
+              help="the impedance (Mi Scale 2), or one S400 band (alone with --method s400: the one sent with weight)")
 @click.option("--impedance2-ohm", type=float, help="the other S400 band; the two are told apart by value")
 @click.option("--method", type=click.Choice(list(METHODS)), help="default: what the impedances imply")
 @click.option("--visceral-fat", "visceral", type=click.Choice(["holtek", "legacy"]), default="holtek",

@@ -33,6 +33,12 @@ IMPEDANCE_RANGE_OHM = (200.0, 1500.0)
 # while people above 60 do use the vendor apps and get numbers from them.
 BMI_RANGE = (12.0, 60.0)
 
+# The vendor formulas (Zepp's, and the S400 model built on them) were reverse engineered from adults
+# and are checked against app values of adults only (ages 25–62 on the public records). For a small
+# body their constant terms dominate: a 10-year-old of 32 kg gets the Zepp formula's 5 % floor. So
+# below this age they are refused, as openScale's S400 pipeline refuses (body-composition.md §4.1).
+ADULT_AGE_YEARS = 18
+
 # jdelaire/scale bounds its personal fat offset to ±15 points; a larger gap means a wrong profile
 # (height, age, sex) rather than a scale that needs calibrating.
 MAX_FAT_OFFSET_PCT = 15.0
@@ -186,6 +192,16 @@ def body_problem(weight_kg: float, profile: Profile, *, vendor: bool = False) ->
     if value > high and not vendor:
         return f"BMI {value:.1f} is above {high:g}, beyond every published equation's population"
     return None
+
+
+def minor_problem(profile: Profile, formulas: str) -> str | None:
+    """Why adult-only vendor `formulas` ("the Zepp formulas") do not apply, or None (see ADULT_AGE_YEARS)."""
+    if profile.whole_years >= ADULT_AGE_YEARS:
+        return None
+    return (
+        f"{formulas} are made for and checked on adults ({ADULT_AGE_YEARS} and over), not age "
+        f"{profile.whole_years}: on a child they return their own limits, not a measurement"
+    )
 
 
 def fat_confidence(options: Options, base: Confidence) -> Confidence:

@@ -1,16 +1,25 @@
-"""Xiaomi Body Composition Scale S400 (dual frequency), as close to the Xiaomi Home / Mi Fitness app
-as public data allows.
+"""Xiaomi Body Composition Scale S400 (dual frequency), as the Xiaomi Home / Mi Fitness app shows it.
 
-The app's algorithm (a Yunmai OEM) is unpublished. What is public (body-composition.md §0.4, §6.4;
-composition-vectors.md §5.2): on all nine app records, FFM = W·(1 − fat), BMR = 370 + 21.6·FFM and
-muscle = FFM − bone hold exactly. So we estimate fat % (and bone) with the Mi Scale 2 formulas on
-the weight-packet impedance, the closest public model (−1.9…+1.6 points on three public pairs;
-the reference's recommendation §11.3), and derive the rest the way the app does. Water and skeletal
-muscle come from published 50 kHz equations on the other band and are labelled `literature`.
+The app's algorithm (the scale is a Yunmai OEM) is unpublished. This method is derived from every
+public weighing whose app values were published with the impedances and the profile, kept with
+their sources in tests/fixtures/s400_pairs.json; scripts/fit_s400.py fits the two constants below
+and prints their leave-one-out error (docs/composition.md, "s400").
 
-Bands: the weight packet carries the numerically smaller impedance, physically the higher
-frequency (~250 kHz); the reading vocabulary names by value, so `impedance_high_ohm` is the smaller
-and `impedance_low_ohm` (~50 kHz) the larger, whatever a decoder called them (§6.1).
+* The app's outputs obey identities on every public record, which we follow exactly:
+  fat-free mass = W·(1 − fat %), BMR = 370 + 21.6·FFM (Cunningham 1991; one record is 10 kcal off),
+  muscle = FFM − bone, and water + protein + bone = FFM less about 1.1 % of it.
+* Fat %: the Mi Scale 2 (Zepp) fat expression on the impedance the S400 sends with the weight, the
+  larger, ~50 kHz band, scaled by FAT_SCALE. On the six public pairs the unscaled expression reads
+  1.1–3.3 points high, in proportion to the fat; one factor fitted on five pairs predicts the sixth
+  within 0.7 points, each in turn.
+* Bone: a fixed fraction of fat-free mass (BONE_FRACTION), as the app's bone tracks FFM within its
+  0.1 kg display steps.
+* Water (Sun 2003), skeletal muscle (Janssen 2000) and the water compartments (Hanai) come from
+  published 50 kHz equations on the same band and are labelled `literature`; protein is what the
+  identity leaves of fat-free mass.
+
+Bands: the with-weight packet carries the larger impedance (every public frame and pairing; the
+reading vocabulary calls it `impedance_low_ohm`, the lower frequency), whatever a decoder named it.
 """
 
 from __future__ import annotations
@@ -19,15 +28,25 @@ from collections.abc import Mapping
 
 from interceptor.composition import literature, xiaomi
 from interceptor.composition.core import (
+    IMPEDANCE_RANGE_OHM,
     Options,
     Profile,
     Sheet,
     calibrated_fat,
     fat_confidence,
     impedance_problem,
+    minor_problem,
 )
 
 METHOD = "s400"
+
+# Fitted by scripts/fit_s400.py on tests/fixtures/s400_pairs.json (least squares through the origin,
+# all pairs); tests/composition/test_s400_fit.py fails when they drift from the data.
+FAT_SCALE = 0.9095
+BONE_FRACTION = 0.0543
+# Water + protein + bone leave this share of the app's fat-free mass (mean over the records that
+# show all three); protein is estimated as that residual.
+OTHER_FFM_FRACTION = 0.0112
 
 IMPEDANCE_METRICS = (
     "body_fat_pct",
@@ -39,75 +58,76 @@ IMPEDANCE_METRICS = (
     "water_pct",
     "protein_pct",
     "skeletal_muscle_mass_kg",
+    "extracellular_water_kg",
+    "intracellular_water_kg",
 )
+FROM_FAT = ("body_fat_pct", "fat_mass_kg", "fat_free_mass_kg", "bone_mass_kg", "muscle_mass_kg", "bmr_kcal",
+            "protein_pct")
 
 # openScale's S400 pipeline (S400BodyComposition "Cole–Cole sanity"): tissue impedance at 50 kHz
 # is about 10–20 % above 250 kHz; bands closer than 1 % mean the electrodes did not see a body.
 MIN_BAND_SEPARATION = 0.01
 
-# On the eight public S400 records water + protein + bone = FFM less 1.05–1.30 % of FFM; the rest is
-# non-bone mineral and the like. Protein is then close to a residual, which is how we estimate it.
-OTHER_FFM_FRACTION = 0.0118
-
 # ECW/TBW outside this window is a failed model, not a body (openScale's S400 gate).
 ECW_TBW_RANGE = (0.30, 0.55)
 
-# What needs the ~50 kHz band; the rest needs only the weight packet.
-LOW_BAND_METRICS = ("water_pct", "protein_pct", "skeletal_muscle_mass_kg")
+# Why the app's other numbers are not shown (figures from scripts/fit_s400.py on the public pairs).
+NOT_REPRODUCED = {
+    "visceral_fat": "no public formula gives the S400 app's visceral fat within its rounding "
+                    "(Zepp's misses the public pairs by up to 12 points)",
+    "metabolic_age": "no public formula gives the S400 app's body age within its rounding "
+                     "(Zepp's misses the public pairs by up to 41 years)",
+    "body_score": "no public weighing shows the S400 app's body score next to its impedance and profile",
+}
 
-UNPUBLISHED = (
-    "the S400 app's algorithm is unpublished and the Mi Scale 2 formula misses it by several points "
-    "on the public pairs, so we do not guess"
-)
+
+def zepp_fat_pct(profile: Profile, weight_kg: float, impedance_ohm: float) -> float:
+    """The Mi Scale 2 fat expression (before its clamps) on the with-weight impedance."""
+    lbm = xiaomi.lbm_coefficient(profile.height_cm, weight_kg, impedance_ohm, profile.whole_years)
+    return xiaomi.unclamped_body_fat_pct(profile.sex, profile.whole_years, profile.height_cm, weight_kg, lbm)
 
 
 def compose(weight_kg: float, readings: Mapping[str, float], profile: Profile, options: Options) -> Sheet:
     sheet = Sheet()
-    sheet.refuse_all(("visceral_fat", "metabolic_age", "body_score"), UNPUBLISHED)
-    high, low = _bands(readings)
-    problem = xiaomi.input_problem(weight_kg, profile) or impedance_problem("weight-packet impedance", high)
-    if problem is not None or high is None:
-        sheet.refuse_all(IMPEDANCE_METRICS, problem or "no weight-packet impedance")
-        return sheet
-    # Without a usable second band, fat and what follows from it stand; the 50 kHz estimates do not.
-    low_problem = impedance_problem("second-band impedance", low)
-    if low_problem is None and low is not None and (low - high) / high < MIN_BAND_SEPARATION:
-        problem = f"the two impedances {high:g} and {low:g} Ω agree within 1 %: poor foot contact"
-        sheet.refuse_all(IMPEDANCE_METRICS, problem)
+    for name, reason in NOT_REPRODUCED.items():
+        sheet.refuse(name, reason)
+    with_weight, without_weight = _bands(readings)
+    problem = (
+        minor_problem(profile, "the S400 model")
+        or xiaomi.input_problem(weight_kg, profile)
+        or impedance_problem("with-weight impedance", with_weight)
+        or _contact_problem(with_weight, without_weight)
+    )
+    if problem is not None or with_weight is None:
+        sheet.refuse_all(IMPEDANCE_METRICS, problem or "no with-weight impedance")
         return sheet
 
-    sex, age, height = profile.sex, profile.whole_years, profile.height_cm
-    lbm = xiaomi.lbm_coefficient(height, weight_kg, high, age)
-    bone = xiaomi.bone_mass_kg(sex, lbm)
-    sheet.put("bone_mass_kg", bone, METHOD, "vendor-approximate")
-    tbw = None
-    if low_problem is not None or low is None:
-        sheet.refuse_all(LOW_BAND_METRICS, low_problem or "no second-band impedance")
-    else:
-        literature.skeletal_muscle(sheet, profile, low)
-        tbw = literature.body_water(sheet, profile, weight_kg, low, "sun2003")
-        if tbw is not None:
-            _water_compartments(sheet, profile, weight_kg, low, tbw)
+    literature.skeletal_muscle(sheet, profile, with_weight)
+    tbw = literature.body_water(sheet, profile, weight_kg, with_weight, "sun2003")
+    if tbw is not None:
+        _water_compartments(sheet, profile, weight_kg, with_weight, tbw)
 
-    fat = calibrated_fat(xiaomi.body_fat_pct(sex, age, height, weight_kg, lbm), options)
+    zepp = zepp_fat_pct(profile, weight_kg, with_weight)
+    low, high = xiaomi.UNCLAMPED_FAT_RANGE
+    if not low <= zepp <= high:
+        sheet.refuse_all(FROM_FAT, f"the Zepp fat expression gives {zepp:.1f} %, outside {low:g}–{high:g} % where "
+                                   "the app follows it, and no public S400 weighing shows what the app does there")
+        return sheet
+    fat = calibrated_fat(FAT_SCALE * zepp, options)
     if fat is None:
-        sheet.refuse_all(
-            ("body_fat_pct", "fat_mass_kg", "fat_free_mass_kg", "muscle_mass_kg", "bmr_kcal", "protein_pct"),
-            f"the calibration offset {options.fat_offset_pct:+g} moves body fat out of 0–75 %",
-        )
+        sheet.refuse_all(FROM_FAT, f"the calibration offset {options.fat_offset_pct:+g} moves body fat out of 0–75 %")
         return sheet
     confidence = fat_confidence(options, "vendor-approximate")
     ffm = weight_kg - weight_kg * fat / 100
+    bone = BONE_FRACTION * ffm
     sheet.put("body_fat_pct", fat, METHOD, confidence)
     sheet.put("fat_mass_kg", weight_kg * fat / 100, METHOD, confidence)
     sheet.put("fat_free_mass_kg", ffm, METHOD, confidence)
     sheet.put("bmr_kcal", literature.bmr_cunningham1991(ffm), METHOD, confidence)
-    if ffm - bone > 0:
-        sheet.put("muscle_mass_kg", ffm - bone, METHOD, confidence)
-    else:
-        sheet.refuse("muscle_mass_kg", f"estimated bone {bone:.1f} kg exceeds fat-free mass {ffm:.1f} kg")
+    sheet.put("bone_mass_kg", bone, METHOD, confidence)
+    sheet.put("muscle_mass_kg", ffm - bone, METHOD, confidence)
     if tbw is None:
-        sheet.refusals.setdefault("protein_pct", "follows from body water, which is missing")
+        sheet.refuse("protein_pct", f"follows from body water, which is missing: {sheet.refusals['water_pct']}")
         return sheet
     protein = ffm * (1 - OTHER_FFM_FRACTION) - tbw - bone
     if protein <= 0:
@@ -118,17 +138,35 @@ def compose(weight_kg: float, readings: Mapping[str, float], profile: Profile, o
 
 
 def _bands(readings: Mapping[str, float]) -> tuple[float | None, float | None]:
-    """(weight-packet ~250 kHz, ~50 kHz) impedances; by value when both are present."""
+    """(with-weight ~50 kHz, without-weight ~250 kHz) impedances.
+
+    Two bands are told apart by value, the larger being the with-weight one. A lone
+    `impedance_low_ohm` is a with-weight packet whose partner was lost; a lone `impedance_ohm` (a
+    single number typed into `interceptor compute --method s400`) is taken as the with-weight one.
+    A lone `impedance_high_ohm` is the without-weight band, which the fat model cannot use.
+    """
     high = readings.get("impedance_high_ohm")
     low = readings.get("impedance_low_ohm")
     if high is not None and low is not None:
-        return min(high, low), max(high, low)
-    return high, low
+        return max(high, low), min(high, low)
+    if low is not None:
+        return low, None
+    return readings.get("impedance_ohm"), high
 
 
-def _water_compartments(sheet: Sheet, profile: Profile, weight_kg: float, low: float, tbw: float) -> None:
+def _contact_problem(with_weight: float | None, without_weight: float | None) -> str | None:
+    """Poor foot contact shows as two bands that barely differ (a sentinel second band is ignored)."""
+    low, high = IMPEDANCE_RANGE_OHM
+    if with_weight is None or without_weight is None or not low <= without_weight <= high:
+        return None
+    if (with_weight - without_weight) / without_weight < MIN_BAND_SEPARATION:
+        return f"the two impedances {without_weight:g} and {with_weight:g} Ω agree within 1 %: poor foot contact"
+    return None
+
+
+def _water_compartments(sheet: Sheet, profile: Profile, weight_kg: float, resistance: float, tbw: float) -> None:
     """Extracellular water (Hanai on the 50 kHz band) and intracellular water as the remainder."""
-    ecw = literature.ecw_hanai(profile, weight_kg, low)
+    ecw = literature.ecw_hanai(profile, weight_kg, resistance)
     ratio_low, ratio_high = ECW_TBW_RANGE
     if not ratio_low <= ecw / tbw <= ratio_high:
         reason = f"Hanai ECW/TBW {ecw / tbw:.2f} is outside {ratio_low:g}–{ratio_high:g}: model failed"

@@ -26,6 +26,7 @@ from interceptor.composition.core import (
     calibrated_fat,
     fat_confidence,
     impedance_problem,
+    minor_problem,
 )
 
 METHOD = "xiaomi"
@@ -63,8 +64,8 @@ def lbm_coefficient(height_cm: float, weight_kg: float, impedance_ohm: float, ag
     )
 
 
-def body_fat_pct(sex: Sex, age: int, height_cm: float, weight_kg: float, lbm: float) -> float:
-    """Body fat % (§3.2), with the app's jump to 75 above 63 and its [5, 75] clamp."""
+def unclamped_body_fat_pct(sex: Sex, age: int, height_cm: float, weight_kg: float, lbm: float) -> float:
+    """Body fat % by the §3.2 expression alone, before the app's jumps and clamps."""
     subtractor = (9.25 if age <= 49 else 7.25) if sex == "female" else 0.8
     factor = 1.0
     if sex == "male" and weight_kg < 61:
@@ -73,10 +74,19 @@ def body_fat_pct(sex: Sex, age: int, height_cm: float, weight_kg: float, lbm: fl
         factor = 0.96 * (1.03 if height_cm > 160 else 1.0)
     elif sex == "female" and weight_kg < 50:
         factor = 1.02 * (1.03 if height_cm > 160 else 1.0)
-    fat = 100 * (1 - (lbm - subtractor) * factor / weight_kg)
-    if fat > 63:
+    return 100 * (1 - (lbm - subtractor) * factor / weight_kg)
+
+
+# Where the app stops following the expression: above 63 it shows 75, below 5 it shows 5.
+UNCLAMPED_FAT_RANGE = (5.0, 63.0)
+
+
+def body_fat_pct(sex: Sex, age: int, height_cm: float, weight_kg: float, lbm: float) -> float:
+    """Body fat % (§3.2), with the app's jump to 75 above 63 and its [5, 75] clamp."""
+    fat = unclamped_body_fat_pct(sex, age, height_cm, weight_kg, lbm)
+    if fat > UNCLAMPED_FAT_RANGE[1]:
         fat = 75.0
-    return clamp(fat, 5, 75)
+    return clamp(fat, UNCLAMPED_FAT_RANGE[0], 75)
 
 
 def water_pct(fat_pct: float) -> float:
@@ -349,9 +359,16 @@ def input_problem(weight_kg: float, profile: Profile) -> str | None:
 
 
 def compose(weight_kg: float, readings: Mapping[str, float], profile: Profile, options: Options) -> Sheet:
-    """All Zepp metrics for one weigh-in; `impedance_ohm` (or an S400's high band) is the impedance."""
+    """All Zepp metrics for one weigh-in; `impedance_ohm` is the impedance, or for an S400 its
+    ~50 kHz band (`impedance_low_ohm`, the value the S400 sends with the weight), the one comparable
+    to the Mi Scale 2's (docs/composition.md, "Which impedance the weight packet carries")."""
     sheet = Sheet()
-    impedance = readings.get("impedance_ohm", readings.get("impedance_high_ohm"))
+    minor = minor_problem(profile, "the Zepp formulas")
+    if minor is not None:
+        # The Zepp BMR is an adult regression too.
+        sheet.refuse_all((*IMPEDANCE_METRICS, "bmr_kcal"), minor)
+        return sheet
+    impedance = readings.get("impedance_ohm", readings.get("impedance_low_ohm"))
     problem = input_problem(weight_kg, profile) or impedance_problem("impedance", impedance)
     if problem is not None or impedance is None:
         sheet.refuse_all(IMPEDANCE_METRICS, problem or "no impedance")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,7 +12,7 @@ from interceptor.ble.aggregate import Aggregator
 from interceptor.ble.decode import decode_frame
 from interceptor.ble.frames import Frame
 from interceptor.model import Reading
-from tests.ble.vectors import by_id
+from tests.ble.vectors import VECTORS, by_id
 
 S400_TIME = 1744250605.0  # the scale timestamp both S400-XB-1/-2 packets carry
 
@@ -53,13 +54,14 @@ def test_s400_pair_is_one_weigh_in_in_either_order(order: list[str]) -> None:
 
 
 def test_s400_lone_weight_packet_times_out() -> None:
-    """Socks off but the second packet lost: after the pair timeout, weight and heart rate alone."""
+    """The second packet lost: after the pair timeout, weight, heart rate and the with-weight band,
+    which is the ~50 kHz one (docs/composition.md) and enough for the s400 fat model."""
     aggregator = Aggregator()
     assert feed(aggregator, [("S400-XB-1", S400_TIME + 1)]) == []
     assert aggregator.flush(S400_TIME + 5) == []
     readings = aggregator.flush(S400_TIME + 12)
     assert len(readings) == 1
-    assert readings[0].values == {"weight_kg": 69.9, "heart_rate_bpm": 92.0}
+    assert readings[0].values == {"weight_kg": 69.9, "heart_rate_bpm": 92.0, "impedance_low_ohm": 543.2}
     assert readings[0].raw["ble_impedance_with_weight_ohm"] == 543.2
 
 
@@ -164,3 +166,48 @@ def _decoded(frame: Frame) -> tuple[Frame, list]:
     decoded = decode_frame(frame, lambda _mac: None)
     assert decoded is not None and not decoded.errors
     return frame, decoded.samples
+
+
+SESSIONS = VECTORS["sessions"]
+
+
+@pytest.mark.parametrize("session", SESSIONS, ids=[session["id"] for session in SESSIONS])
+def test_mi_scale_sessions_from_real_frames(session: dict[str, Any]) -> None:
+    """Late frames (stabilized and removed: `…02a6…`, `…02a4…`, V1 `a2…`) give the weigh-in only
+    when nothing earlier of it was heard; repeats and re-advertised old results give nothing."""
+    start = datetime.fromisoformat(session["start"]).timestamp()
+    aggregator = Aggregator()
+    readings = feed(aggregator, [(vector_id, start + offset) for vector_id, offset in session["frames"]])
+    last = start + session["frames"][-1][1]
+    readings += aggregator.flush(last + 60)
+    assert aggregator.pending == 0
+    assert aggregator.flush(last + 3600) == []
+    expected = session["expect"]
+    assert len(readings) == len(expected)
+    for reading, weigh_in in zip(readings, expected, strict=True):
+        values = {"weight_kg": weigh_in["weight_kg"]}
+        if "impedance_ohm" in weigh_in:
+            values["impedance_ohm"] = weigh_in["impedance_ohm"]
+        assert reading.values == values
+        assert reading.taken_at == datetime.fromisoformat(weigh_in["taken_at"])
+
+
+def test_a_late_result_waits_for_the_scale_to_settle_then_stands() -> None:
+    """Heard only late, the weigh-in comes once LATE_SETTLE_S passed with nobody on the scale, on
+    the frame clock or, when no frame comes, on the wall clock."""
+    aggregator = Aggregator()
+    assert feed(aggregator, [("V2-BM-LATE", 100.0), ("V2-BM-LATE", 101.0)]) == []
+    assert aggregator.flush(103.0) == []
+    assert [reading.values for reading in aggregator.flush(107.0)] == [{"weight_kg": 105.8, "impedance_ohm": 396.0}]
+
+
+def test_a_newer_late_result_replaces_an_older_one() -> None:
+    """Two results heard only late, one after the other: the first was the waking scale's old one.
+    (The second frame is V2-BM-LATE re-timed to HCI-4's clock, 15 minutes later: synthetic.)"""
+    aggregator = Aggregator()
+    newer = "02a6b207010112101a8c01a852"
+    readings = [*aggregator.feed(*_decoded(frame_of("V2-BM-LATE", 100.0)), 100.0)]
+    readings += aggregator.feed(*_decoded(frame_of("V2-BM-LATE", 101.0, data=newer)), 101.0)
+    readings += aggregator.flush(120.0)
+    assert [reading.values for reading in readings] == [{"weight_kg": 105.8, "impedance_ohm": 396.0}]
+    assert readings[0].taken_at.timestamp() == 101.0

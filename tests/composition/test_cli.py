@@ -41,6 +41,16 @@ def test_two_impedances_select_the_s400_in_either_order() -> None:
     assert "visceral_fat" in outputs[0]["refusals"]
 
 
+def test_method_s400_with_one_impedance_takes_it_as_the_with_weight_band() -> None:
+    """ble-scale-sync #374's weigh-in (86.1 kg, 512.5 Ω with the weight): the app showed 22.7 %."""
+    result = run("--sex", "male", "--age", "25", "--height-cm", "185", "--weight-kg", "86.1",
+                 "--impedance-ohm", "512.5", "--method", "s400")
+    assert result.returncode == 0, result.stderr
+    fat = json.loads(result.stdout)["metrics"]["body_fat_pct"]
+    assert (fat["method"], fat["confidence"]) == ("s400", "vendor-approximate")
+    assert abs(fat["value"] - 22.7) < 1.0
+
+
 def test_table_is_for_people() -> None:
     result = run(*ZEPP_ARGS, "--format", "table", "--method", "literature")
     assert result.returncode == 0, result.stderr

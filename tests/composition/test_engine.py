@@ -14,7 +14,7 @@ ZEPP_READING = {"weight_kg": 64.7, "impedance_ohm": 451.0}
     ("readings", "vendor", "expected"),
     [
         ({"weight_kg": 70, "impedance_high_ohm": 415, "impedance_low_ohm": 460}, None, "s400"),
-        ({"weight_kg": 70, "impedance_high_ohm": 415}, None, "s400"),
+        ({"weight_kg": 70, "impedance_low_ohm": 460}, None, "s400"),
         ({"weight_kg": 70, "impedance_ohm": 451}, None, "xiaomi"),
         ({"weight_kg": 70, "withings_type16": 560, "heart_rate_bpm": 61}, None, "deurenberg"),
         ({"weight_kg": 70, "withings_type16": 560}, {"body_fat_pct": 20.0}, "vendor"),
@@ -44,24 +44,23 @@ def test_impedance_outside_the_valid_band_is_refused(impedance: float) -> None:
 
 
 def test_ages_outside_an_equation_are_refused_per_metric() -> None:
-    child = Profile("male", 12.5, 150)
-    composition = compose({"weight_kg": 40, "impedance_ohm": 550}, child)
-    # Zepp has child tables; Janssen (18–86) and Mifflin (19–78) do not cover a 12-year-old.
-    assert composition.metrics["body_fat_pct"].method == "xiaomi"
+    teen = Profile("male", 12.5, 150)
+    # Sun 2003 (12–94) covers a 12-year-old; Janssen (18–86) and Mifflin (19–78) do not.
+    composition = compose({"weight_kg": 40, "impedance_ohm": 550}, teen, method="literature")
+    assert composition.metrics["body_fat_pct"].method == "sun2003"
     assert "Janssen 2000 was validated on ages 18–86" in composition.refusals["skeletal_muscle_mass_kg"]
-    assert composition.metrics["bmr_kcal"].method == "xiaomi"
-    weight_only = compose({"weight_kg": 40}, child)
+    weight_only = compose({"weight_kg": 40}, teen)
     assert "Mifflin–St Jeor 1990 was validated on ages 19–78" in weight_only.refusals["bmr_kcal"]
-    assert compose({"weight_kg": 40}, child, options=Options(bmr_equation="schofield1985")).metrics["bmr_kcal"]
+    assert compose({"weight_kg": 40}, teen, options=Options(bmr_equation="schofield1985")).metrics["bmr_kcal"]
 
 
 @pytest.mark.parametrize(
     ("sex", "age", "height", "weight", "impedance", "name", "cap"),
     [
-        ("male", 10, 140, 30, 200, "water_pct", 73.5),
-        ("male", 10, 140, 110, 200, "bmr_kcal", 5000.0),
-        ("male", 10, 180, 190, 200, "muscle_mass_kg", 120.0),
-        ("male", 10, 190, 190, 200, "bone_mass_kg", 8.0),
+        ("male", 20, 140, 30, 200, "water_pct", 73.5),
+        ("male", 18, 140, 116, 200, "bmr_kcal", 5000.0),
+        ("male", 18, 180, 190, 200, "muscle_mass_kg", 120.0),
+        ("male", 18, 190, 190, 200, "bone_mass_kg", 8.0),
         ("female", 80, 140, 130, 1500, "body_fat_pct", 75.0),
     ],
 )
@@ -90,10 +89,20 @@ def test_s400_vendor_unknowns_are_refused_not_guessed() -> None:
     readings = {"weight_kg": 71.9, "impedance_high_ohm": 414.7, "impedance_low_ohm": 460.3}
     composition = compose(readings, Profile("male", 38, 172))
     for name in ("visceral_fat", "metabolic_age", "body_score"):
-        assert "unpublished" in composition.refusals[name]
+        assert "no public" in composition.refusals[name]
     assert composition.metrics["water_pct"].method == "sun2003"
     assert composition.metrics["water_pct"].confidence == "literature"
     assert composition.metrics["skeletal_muscle_mass_kg"].method == "janssen2000"
+
+
+def test_s400_lone_with_weight_packet_still_gives_fat() -> None:
+    """The second packet lost: the with-weight band alone carries the fat model."""
+    person = Profile("male", 38, 172)
+    both = compose({"weight_kg": 71.9, "impedance_high_ohm": 414.7, "impedance_low_ohm": 460.3}, person)
+    lone = compose({"weight_kg": 71.9, "impedance_low_ohm": 460.3}, person)
+    assert lone.metrics["body_fat_pct"] == both.metrics["body_fat_pct"]
+    without_weight_only = compose({"weight_kg": 71.9, "impedance_high_ohm": 414.7}, person)
+    assert "with-weight impedance" in without_weight_only.refusals["body_fat_pct"]
 
 
 def test_s400_water_compartments_are_labelled_literature() -> None:

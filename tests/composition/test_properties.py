@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from interceptor.composition import Composition, Options, Profile, compose
-from interceptor.composition.core import BMI_RANGE, IMPEDANCE_RANGE_OHM
+from interceptor.composition.core import ADULT_AGE_YEARS, BMI_RANGE, IMPEDANCE_RANGE_OHM
 from interceptor.model import METRIC_UNITS
 
 MASSES = (
@@ -57,12 +57,13 @@ def assert_physical(composition: Composition, weight: float) -> None:
         assert fat_mass == pytest.approx(weight * metrics["body_fat_pct"].value / 100, rel=1e-12)
     if "fat_free_mass_kg" in metrics:
         assert "ffmi" in metrics
-    assert "bmi" in metrics and "ideal_weight_kg" in metrics
+    assert "bmi" in metrics
+    assert "ideal_weight_kg" in metrics or "adults (18 and over)" in composition.refusals["ideal_weight_kg"]
 
 
 def in_domain(profile: Profile, weight: float) -> bool:
-    """Where the xiaomi-formula methods promise a body fat (lowest BMI, the canonical port's age bound)."""
-    return weight / profile.height_m**2 >= BMI_RANGE[0] and profile.whole_years <= 99
+    """Where the xiaomi-formula methods promise a body fat (lowest BMI, adults up to the canonical port's 99)."""
+    return weight / profile.height_m**2 >= BMI_RANGE[0] and ADULT_AGE_YEARS <= profile.whole_years <= 99
 
 
 def fat(readings: dict[str, float], profile: Profile, **kwargs: Any) -> float | None:
@@ -110,30 +111,42 @@ def test_xiaomi_fat_rises_with_impedance(sex: str, age: float, height: float, we
 def test_s400_is_physical(sex: str, age: float, height: float, weight: float, z: float, ratio: float,
                           both: bool) -> None:
     profile = Profile(sex, age, height)  # type: ignore[arg-type]
-    readings = {"weight_kg": weight, "impedance_high_ohm": z}
+    readings = {"weight_kg": weight, "impedance_low_ohm": z}  # the with-weight band
     if both:
-        readings["impedance_low_ohm"] = z * ratio
+        readings["impedance_high_ohm"] = z / ratio
     composition = compose(readings, profile, options=Options())
     assert composition.method == "s400"
     assert_physical(composition, weight)
     metrics = composition.metrics
     if "body_fat_pct" in metrics:
+        assert profile.whole_years >= ADULT_AGE_YEARS
         ffm = metrics["fat_free_mass_kg"].value
         assert metrics["bmr_kcal"].value == pytest.approx(370 + 21.6 * ffm)
-        if "muscle_mass_kg" in metrics:
-            assert metrics["muscle_mass_kg"].value == pytest.approx(ffm - metrics["bone_mass_kg"].value)
+        assert metrics["muscle_mass_kg"].value == pytest.approx(ffm - metrics["bone_mass_kg"].value)
+    elif in_domain(profile, weight) and IMPEDANCE_RANGE_OHM[0] <= z <= IMPEDANCE_RANGE_OHM[1] and ratio > 1.01:
+        # Shown wherever the Zepp expression is unclamped; refused with the reason elsewhere.
+        assert "outside 5–63 %" in composition.refusals["body_fat_pct"]
     for name in ("visceral_fat", "metabolic_age", "body_score"):
         assert name in composition.refusals
-    if not both:
-        assert "water_pct" in composition.refusals
 
 
 @SETTINGS
 @given(sexes, ages, heights, weights, valid_impedances, valid_impedances)
-def test_s400_fat_rises_with_the_weight_packet_impedance(sex: str, age: float, height: float, weight: float,
-                                                         z1: float, z2: float) -> None:
+def test_s400_fat_rises_with_the_with_weight_impedance(sex: str, age: float, height: float, weight: float,
+                                                       z1: float, z2: float) -> None:
     profile = Profile(sex, age, height)  # type: ignore[arg-type]
-    assert_fat_rises(lambda z: {"weight_kg": weight, "impedance_high_ohm": z}, z1, z2, profile)
+    assert_fat_rises(lambda z: {"weight_kg": weight, "impedance_low_ohm": z}, z1, z2, profile)
+
+
+@SETTINGS
+@given(sexes, st.floats(min_value=1, max_value=17.99), heights, weights, valid_impedances,
+       st.sampled_from(["xiaomi", "s400"]))
+def test_vendor_formulas_show_nothing_for_minors(sex: str, age: float, height: float, weight: float, z: float,
+                                                 method: str) -> None:
+    profile = Profile(sex, age, height)  # type: ignore[arg-type]
+    composition = compose({"weight_kg": weight, "impedance_ohm": z, "impedance_low_ohm": z}, profile, method=method)
+    assert set(composition.metrics) <= {"bmi", "ideal_weight_kg", "bmr_kcal"}
+    assert "adults (18 and over)" in composition.refusals["body_fat_pct"]
 
 
 literature_options = st.builds(

@@ -194,61 +194,6 @@ def test_cunningham_ffmi_and_deurenberg_child_examples() -> None:
     assert value == pytest.approx(child["bf"], abs=tolerance)
 
 
-S400_PAIRS = VECTORS["s400_pairs"]["rows"]
-
-
-@pytest.mark.parametrize("pair", S400_PAIRS, ids=[pair["id"] for pair in S400_PAIRS])
-def test_s400_fat_is_the_mi_formula_on_the_weight_packet(pair: dict[str, Any]) -> None:
-    readings = {"weight_kg": pair["weight_kg"], "impedance_high_ohm": pair["z_weight"]}
-    if pair["z_other"] is not None:
-        # Decoders disagree on the names; hand the bands over swapped to show the engine goes by value.
-        readings = {"weight_kg": pair["weight_kg"], "impedance_high_ohm": pair["z_other"],
-                    "impedance_low_ohm": pair["z_weight"]}
-    composition = compose(readings, _profile(pair))
-    assert composition.method == "s400"
-    fat = composition.metrics["body_fat_pct"]
-    assert (fat.method, fat.confidence) == ("s400", "vendor-approximate")
-    assert fat.value == pytest.approx(pair["model_fat"], abs=0.01)
-    # The documented gap to the app: within 2 points of fat on every public pair.
-    assert abs(fat.value - pair["app_fat"]) < 2.0
-    if "model_bone" in pair:
-        assert composition.metrics["bone_mass_kg"].value == pytest.approx(pair["model_bone"], abs=0.01)
-
-
-@pytest.mark.parametrize("pair", S400_PAIRS, ids=[pair["id"] for pair in S400_PAIRS])
-def test_s400_output_obeys_the_app_identities(pair: dict[str, Any]) -> None:
-    readings = {"weight_kg": pair["weight_kg"], "impedance_high_ohm": pair["z_weight"]}
-    metrics = compose(readings, _profile(pair)).metrics
-    weight, fat = pair["weight_kg"], metrics["body_fat_pct"].value
-    ffm = metrics["fat_free_mass_kg"].value
-    assert ffm == pytest.approx(weight * (1 - fat / 100), abs=1e-9)
-    assert metrics["bmr_kcal"].value == pytest.approx(370 + 21.6 * ffm, abs=1e-9)
-    assert metrics["muscle_mass_kg"].value == pytest.approx(ffm - metrics["bone_mass_kg"].value, abs=1e-9)
-
-
-APP_RECORDS = VECTORS["s400_app_records"]["rows"]
-
-
-@pytest.mark.parametrize("record", APP_RECORDS, ids=[record["id"] for record in APP_RECORDS])
-def test_vendor_values_give_the_app_bmr_and_muscle(record: dict[str, Any]) -> None:
-    """Fed the app's own fat %, the vendor path derives the BMR and muscle the app showed."""
-    weight, step = record["weight_kg"], record["fat_step"]
-    profile = Profile("male", 35, 170)
-    bounds = []
-    for fat in (record["fat_pct"] - step / 2, record["fat_pct"] + step / 2):
-        composition = compose(
-            {"weight_kg": weight}, profile, vendor_metrics={"body_fat_pct": fat, "bone_mass_kg": record["bone_kg"]}
-        )
-        bmr = composition.metrics["bmr_kcal"]
-        assert (bmr.method, bmr.confidence) == ("cunningham1991", "literature")
-        bounds.append(bmr.value)
-    assert math.floor(min(bounds)) <= record["bmr"] <= math.ceil(max(bounds))
-    if record["muscle_kg"] is not None:
-        ffm = weight * (1 - record["fat_pct"] / 100)
-        tolerance = VECTORS["s400_app_records"]["muscle_tolerance"]
-        assert ffm - record["bone_kg"] == pytest.approx(record["muscle_kg"], abs=tolerance)
-
-
 def test_zepp_screenshot_issue9_consistency() -> None:
     """Inputs fitted, not published: a consistency check at display precision only."""
     case = VECTORS["zepp_screenshots"]["issue9"]
