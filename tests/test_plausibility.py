@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from interceptor import plausibility
+from interceptor.config import load_config
 from interceptor.model import METRIC_UNITS, READING_UNITS, Reading
+from interceptor.pipeline import Imported, Pipeline
 from interceptor.plausibility import (
     EARLIEST,
     FUTURE_TOLERANCE,
@@ -22,6 +25,9 @@ from interceptor.plausibility import (
     Bound,
     Implausible,
 )
+from interceptor.store.imports import MergeRule
+from interceptor.store.journal import Journal
+from tests.conftest import HOUSEHOLD_TOML
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 TAKEN = NOW - timedelta(minutes=5)
@@ -141,6 +147,29 @@ def test_check_names_the_first_implausible_reading_of_a_batch() -> None:
         plausibility.check([good, bad, bad], NOW)
     assert (refused.value.index, refused.value.field, str(refused.value)) == (
         1, "heart_rate_bpm", "heart_rate_bpm 300 is above 250 bpm")
+
+
+async def test_the_pipeline_refuses_for_every_source_and_stores_nothing(tmp_path: Path) -> None:
+    """Live weigh-ins (ingest_many) and imported records (import_readings) pass the same check."""
+    config_path = tmp_path / "interceptor.toml"
+    config_path.write_text(HOUSEHOLD_TOML, encoding="utf-8")
+    config = load_config(config_path, environ={}, overrides={"data_dir": str(tmp_path / "data")})
+    journal = Journal(config.data_dir / "journal.sqlite")
+    pipeline = Pipeline(journal, config, clock=lambda: NOW)
+    try:
+        good = reading()
+        with pytest.raises(Implausible, match="the vendor's body_fat_pct -500 is below 1 %") as refused:
+            await pipeline.ingest_many([good, reading(vendor_metrics={"body_fat_pct": -500.0})])
+        assert refused.value.index == 1
+        records = [Imported(good, "fra", "a"), Imported(reading(taken_at=datetime(2099, 1, 1, tzinfo=UTC)), "fra", "b")]
+        with pytest.raises(Implausible, match="taken_at 2099-01-01T00:00:00Z is after") as refused:
+            await pipeline.import_readings(records, MergeRule(same="person", window_s=60, weight_kg=None))
+        assert refused.value.index == 1
+        with journal.reader() as reader:
+            assert reader.count() == 0
+        assert len(await pipeline.ingest_many([good])) == 1  # the clock is the pipeline's: 2026-06-01 here
+    finally:
+        journal.close()
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ MEASTIME_RANGE = (0, 2**32 - 1)
 MEASURE_TYPE_RANGE = (0, 32767)
 # `value × 10^unit` (reference §2): the scales send -3..0; a wider exponent is not a measurement.
 EXPONENT_RANGE = (-12, 12)
-_DECIMAL = re.compile(r"\s*[+-]?[0-9]{1,19}\s*")
+_DECIMAL = re.compile(r"[+-]?[0-9]{1,19}")
 
 # Measure types the scale sends to /cgi-bin/measure (reference §2) mapped to our vocabulary.
 READING_TYPES: dict[int, str] = {1: "weight_kg", 11: "heart_rate_bpm", 16: "withings_type16"}
