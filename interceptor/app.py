@@ -14,14 +14,14 @@ from aiohttp import web
 
 from interceptor.ble.routes import ble_context, ble_mqtt_context, ble_routes
 from interceptor.config import Config
-from interceptor.pipeline import Pipeline
+from interceptor.pipeline import Clock, Pipeline, utc_now
 from interceptor.store.delivery import INFLUX, Delivery
 from interceptor.store.influx import SinkError, make_writer
 from interceptor.store.journal import Journal
 from interceptor.store.lineprotocol import LineProtocol
 from interceptor.store.requestlog import RequestLog
 from interceptor.withings.protocol import MAX_BODY_BYTES
-from interceptor.withings.routes import Clock, WithingsCloud, utc_now
+from interceptor.withings.routes import WithingsCloud
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def create_app(config: Config, *, clock: Clock = utc_now) -> web.Application:
     journal = Journal(config.data_dir / "journal.sqlite",
                       sinks={INFLUX: LineProtocol()} if config.influx.enabled else None)
     request_log = RequestLog(config.data_dir / "requests.sqlite")
-    pipeline = Pipeline(journal, config)
+    pipeline = Pipeline(journal, config, clock)
     cloud = WithingsCloud(config, pipeline, request_log, clock)
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[JOURNAL] = journal

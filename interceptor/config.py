@@ -8,10 +8,8 @@ environment with `__` between levels: `INTERCEPTOR_HOUSEHOLD__TIMEZONE=Europe/Pa
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
@@ -22,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from interceptor.ble.settings import BleSettings
 from interceptor.dns.settings import DnsSettings
+from interceptor.nesting import TooDeep, loads_json, loads_toml
 from interceptor.paths import default_data_dir
 
 ENV_PREFIX = "INTERCEPTOR_"
@@ -251,12 +250,14 @@ def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
     node[path[-1]] = value
 
 
-def _env_value(text: str) -> Any:
+def _env_value(text: str, variable: str) -> Any:
     stripped = text.strip()
     if stripped[:1] in ("[", "{"):
         try:
-            return json.loads(stripped)
-        except json.JSONDecodeError:
+            return loads_json(stripped, variable)
+        except TooDeep as error:
+            raise ConfigError(f"{error}; write a flat JSON list or table") from None
+        except ValueError:  # not JSON after all: pydantic says what the key expects
             return text
     return text
 
@@ -270,7 +271,7 @@ def _apply_env(tree: dict[str, Any], environ: Mapping[str, str]) -> dict[str, st
         path = [part.lower() for part in variable[len(ENV_PREFIX):].split("__") if part]
         if not path:
             continue
-        _set_path(tree, path, _env_value(text))
+        _set_path(tree, path, _env_value(text, variable))
         origins[".".join(path)] = variable
     return origins
 
@@ -316,12 +317,14 @@ def load_config(
     if config_path is not None:
         source = str(config_path)
         try:
-            tree = tomllib.loads(config_path.read_text(encoding="utf-8"))
+            tree = loads_toml(config_path.read_text(encoding="utf-8"), str(config_path))
         except FileNotFoundError:
             raise ConfigError(f"{config_path}: no such file; create it from interceptor.example.toml") from None
         except (OSError, UnicodeDecodeError) as error:
             raise ConfigError(f"{config_path}: cannot read it: {error}") from None
-        except tomllib.TOMLDecodeError as error:
+        except TooDeep as error:
+            raise ConfigError(f"{error}; look for runaway brackets or dotted keys") from None
+        except ValueError as error:  # tomllib.TOMLDecodeError, or an integer too long to read
             raise ConfigError(f"{config_path}: not valid TOML: {error}") from None
     origins = _apply_env(tree, environ)
     for dotted, value in (overrides or {}).items():

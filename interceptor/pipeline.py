@@ -12,9 +12,10 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 
+from interceptor import plausibility
 from interceptor.composition import Options, Profile, calibration_offset, compose
 from interceptor.config import Config, Person
 from interceptor.model import METRIC_UNITS, Measurement, Metric, Reading
@@ -82,6 +83,13 @@ def composition_for(
     return composition.metrics, composition.refusals
 
 
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True)
 class Imported:
     """One record of an export file or vendor cloud, as a reading, with the person the record names
@@ -103,9 +111,10 @@ class Pipeline:
     """Decisions about readings, run where the journal is written (the writer thread), so that two
     weigh-ins arriving together are attributed from the same, committed history."""
 
-    def __init__(self, journal: Journal, config: Config) -> None:
+    def __init__(self, journal: Journal, config: Config, clock: Clock = utc_now) -> None:
         self.journal = journal
         self.config = config
+        self.clock = clock  # judges how far ahead a weigh-in may be; a replay passes the capture's time
         # Each person's latest weight, for the scale's user list: kept current by every commit that
         # stores a weigh-in, so a session reply reads no disk.
         self.latest_weights: dict[str, float] = {}
@@ -142,7 +151,9 @@ class Pipeline:
         return (await self.ingest_many([reading]))[0]
 
     async def ingest_many(self, readings: Sequence[Reading]) -> list[Measurement]:
-        """Durable on return, all or nothing; a re-sent weigh-in returns the stored measurement."""
+        """Durable on return, all or nothing; a re-sent weigh-in returns the stored measurement.
+        Raises plausibility.Implausible, storing nothing, when any reading is not physically plausible."""
+        plausibility.check(readings, self.clock())
         stored, latest = await self.journal.write(lambda tx: self._ingest(tx, readings))
         self.latest_weights.update(latest)
         for result in stored:
@@ -185,7 +196,9 @@ class Pipeline:
     async def import_readings(self, items: Sequence[Imported], rule: MergeRule) -> list[ImportResult]:
         """Bring records from an export file or a vendor cloud in: each becomes a new weigh-in, is
         attached to the stored weigh-in it describes (`rule`), or is recognised as imported before.
-        All or nothing for `items` (callers send bounded chunks), durable on return."""
+        All or nothing for `items` (callers send bounded chunks), durable on return. Raises
+        plausibility.Implausible (its `index` names the item), storing nothing, for an implausible record."""
+        plausibility.check([item.reading for item in items], self.clock())
         results = await self.journal.write(lambda tx: [self._import_one(tx, item, rule) for item in items])
         if any(result.outcome != "unchanged" for result in results):
             await self.load()  # an import may bring a newer weigh-in than the latest known

@@ -9,7 +9,6 @@ Both publish one JSON object per advertisement on `home/<gateway>/BTtoMQTT/<MAC>
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
@@ -20,6 +19,7 @@ from interceptor.ble.frames import Frame, FrameError, normalise_mac, normalise_u
 from interceptor.ble.mibeacon import SCALE_PRODUCTS
 from interceptor.ble.service import BleService
 from interceptor.ble.settings import MqttSettings
+from interceptor.nesting import TooDeep, loads_json
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,10 @@ def _guess_uuid(data: bytes, payload: dict[str, Any], manufacturer: dict[int, by
 def frame_from_mqtt(payload: bytes, received: float) -> Frame | None:
     """None for messages that are not raw advertisements (decoded values, presence, LWT)."""
     try:
-        document = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        document = loads_json(payload, "payload")
+    except TooDeep as error:
+        raise FrameError(str(error)) from None
+    except ValueError:
         return None
     if not isinstance(document, dict) or not isinstance(document.get("id"), str):
         return None

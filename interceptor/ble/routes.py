@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import os
 import weakref
@@ -30,6 +29,7 @@ from interceptor.ble.framelog import FrameLog
 from interceptor.ble.frames import Frame, FrameError, frame_from_json
 from interceptor.ble.service import BleService
 from interceptor.config import Config, find_config_path
+from interceptor.nesting import TooDeep, loads_json
 from interceptor.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,12 @@ def service_for(config: Config, pipeline: Pipeline, config_path: Path | None = N
 
 
 def parse_batch(body: bytes) -> list[Frame]:
-    """`{"frames": [...]}` → frames; FrameError names the first bad frame and field."""
+    """`{"frames": [...]}` → frames; FrameError names the first bad frame and field, or the nesting limit."""
     try:
-        document: Any = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        document: Any = loads_json(body, "body")
+    except TooDeep as error:
+        raise FrameError(f"{error}; a batch of frames needs 4") from None
+    except ValueError as error:
         raise FrameError(f"body is not JSON: {error}") from None
     if not isinstance(document, dict) or not isinstance(document.get("frames"), list):
         raise FrameError('body must be a JSON object {"frames": [...]}')

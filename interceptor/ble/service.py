@@ -27,8 +27,9 @@ from interceptor.ble.frames import Frame
 from interceptor.ble.mibeacon import Idle
 from interceptor.ble.settings import BleSettings
 from interceptor.config import Config, ConfigError, load_config
-from interceptor.model import Measurement, Reading
+from interceptor.model import Measurement, Reading, iso_utc
 from interceptor.pipeline import Pipeline
+from interceptor.plausibility import Implausible
 
 log = logging.getLogger(__name__)
 
@@ -131,14 +132,18 @@ class BleService:
         return aggregator, readings
 
     async def _store(self, readings: list[Reading]) -> list[Measurement]:
-        if not readings:
-            return []
+        """Each implausible weigh-in is dropped with a warning (its frames stay in the frame log) and
+        the others are stored."""
         named = [self._with_model(reading) for reading in readings]
-        try:
-            return await self.pipeline.ingest_many(named)
-        except Exception:
-            self.aggregator = None  # the frames are kept: the next call rebuilds and tries again
-            raise
+        while named:
+            try:
+                return await self.pipeline.ingest_many(named)
+            except Implausible as refusal:
+                self._refused(named.pop(refusal.index), refusal)
+            except Exception:
+                self.aggregator = None  # the frames are kept: the next call rebuilds and tries again
+                raise
+        return []
 
     def _with_model(self, reading: Reading) -> Reading:
         device = self.settings.device(reading.device_id)
@@ -183,19 +188,29 @@ class BleService:
 
     # -- reporting ------------------------------------------------------------------------------
 
+    def _due(self, key: tuple[str, str], now: float) -> bool:
+        """True at most once a minute per (scale, kind of complaint): logs stay bounded."""
+        last = self._reported.get(key)
+        if last is not None and now - last < REPORT_EVERY_S:
+            return False
+        if len(self._reported) >= MAX_REPORTERS:
+            self._reported.clear()
+        self._reported[key] = now
+        return True
+
+    def _refused(self, reading: Reading, refusal: Implausible) -> None:
+        if self._due((reading.device_id, f"implausible {refusal.field}"), self.clock()):
+            log.warning("ble: dropped the weigh-in of %s at %s: %s (its frames stay in the frame log)",
+                        reading.device_id, iso_utc(reading.taken_at), refusal)
+
     def _report(self, frame: Frame, error: DecodeError, now: float) -> None:
         """Bad or undecodable input is logged with what reproduces it (MAC, UUID, payload), never a
         key; the same complaint about the same scale at most once a minute."""
         if isinstance(error, NotThisDevice):
             log.debug("ble: %s: %s", frame.mac, error)
             return
-        key = (frame.mac, type(error).__name__)
-        last = self._reported.get(key)
-        if last is not None and now - last < REPORT_EVERY_S:
+        if not self._due((frame.mac, type(error).__name__), now):
             return
-        if len(self._reported) >= MAX_REPORTERS:
-            self._reported.clear()
-        self._reported[key] = now
         payloads = " ".join(f"{uuid}:{data.hex()}" for uuid, data in frame.service_data.items())
         if isinstance(error, MissingBindKey | BindKeyError):
             log.warning("ble: %s", error)

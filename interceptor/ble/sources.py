@@ -7,7 +7,6 @@ the gateway run and be tested on a machine without Bluetooth.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from interceptor.ble.frames import Frame, frame_from_json, normalise_mac, normalise_uuid
+from interceptor.nesting import loads_json
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class FileSource:
                 for number, line in enumerate(stream, 1):
                     if line.strip():
                         try:
-                            yield frame_from_json(json.loads(line))
+                            yield frame_from_json(loads_json(line, "the line"))
                         except ValueError as error:
                             raise SourceError(f"{self.path}:{number}: {error}") from None
         except OSError as error:

@@ -17,8 +17,9 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 
 from interceptor.config import Config
-from interceptor.model import Reading
-from interceptor.pipeline import Pipeline
+from interceptor.model import Measurement, Reading, iso_utc
+from interceptor.pipeline import Clock, Pipeline, utc_now
+from interceptor.plausibility import Implausible
 from interceptor.store.requestlog import RequestLog
 from interceptor.users import age_in_years, withings_user_id
 from interceptor.withings import protocol
@@ -47,13 +48,6 @@ class Outcome:
     name: str = "ok"
     detail: str | None = None
     status: int | None = protocol.STATUS_OK
-
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _reply(body: bytes, http_status: int = 200) -> web.Response:
@@ -179,6 +173,15 @@ class WithingsCloud:
         raise ProtocolError("no macaddress, no known sessionid and no session from this address: cannot tell"
                             " which scale this is")
 
+    async def _ingest(self, readings: list[Reading]) -> list[Measurement]:
+        """Stored, or refused like any other bad request (non-zero status, logged, nothing kept) when a
+        value or a time is not physically plausible."""
+        try:
+            return await self.pipeline.ingest_many(readings)
+        except Implausible as refusal:
+            moment = iso_utc(readings[refusal.index].taken_at)
+            raise ProtocolError(f"weigh-in at {moment}: {refusal}", http_status=200) from None
+
     # -- endpoints -------------------------------------------------------------------------------
 
     async def once(self, request: web.Request, form: dict[str, str], outcome: Outcome) -> web.StreamResponse:
@@ -244,20 +247,20 @@ class WithingsCloud:
         if form.get("action") != "store":
             raise ProtocolError(f"measure action {form.get('action')!r} is unknown", protocol.STATUS_UNKNOWN_ACTION)
         now = self.clock()
-        store = protocol.parse_measure_store(form, now)
+        store = protocol.parse_measure_store(form)
         device = self._device_of(store.sessionid, store.mac, request.remote)
         session = self.sessions.get(store.sessionid or "")
         battery = session.battery_pct if session is not None and session.mac == device else None
         readings = body_readings(store, device, self._device_model(device), now, battery)
         for warning in store.warnings:
             log.warning("measure from %s: %s", device, warning)
-        stored = await self.pipeline.ingest_many(readings)
+        stored = await self._ingest(readings)
         outcome.detail = f"measurements {[measurement.id for measurement in stored]}"
         return _reply(protocol.status_reply(body={"updatetime": int(now.timestamp())}))
 
     async def v2_measure(self, request: web.Request, form: dict[str, str], outcome: Outcome) -> web.StreamResponse:
         now = self.clock()
-        groups = protocol.parse_v2_measure(form, now)
+        groups = protocol.parse_v2_measure(form)
         device = self._device_of(*protocol.device_fields(form), request.remote)
         readings = [
             Reading(
@@ -267,7 +270,7 @@ class WithingsCloud:
             )
             for group in groups
         ]
-        stored = await self.pipeline.ingest_many(readings)
+        stored = await self._ingest(readings)
         outcome.detail = f"measurements {[measurement.id for measurement in stored]}"
         return _reply(protocol.status_reply())
 

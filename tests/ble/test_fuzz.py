@@ -134,3 +134,15 @@ def test_any_accepted_time_round_trips(moment: object) -> None:
     except FrameError:
         return
     assert frame_from_json(frame.to_json()).time == frame.time
+
+
+@FAST
+@given(depth=st.integers(0, 3000), opening=st.sampled_from(["[", '{"a":', '{"frames":[']), digits=st.integers(1, 6000))
+def test_deep_or_huge_documents_are_refused_with_a_frame_error(depth: int, opening: str, digits: int) -> None:
+    """Nesting past the limit and integers no float holds: FrameError (HTTP 422) or None, never more."""
+    for body in (opening.encode() * depth, b'{"frames": [{"rssi": ' + b"9" * digits + b"}]}",
+                 b'{"id": "8C:D0:B2:F6:BE:EF", "rssi": ' + b"9" * digits + b"}"):
+        with contextlib.suppress(FrameError):
+            parse_batch(body)
+        with contextlib.suppress(FrameError):
+            frame_from_mqtt(body, 0.0)

@@ -149,7 +149,7 @@ def test_http10_gets_content_length_and_a_closed_connection(served: Served) -> N
 
 @pytest.mark.parametrize(("path", "body", "http_status", "reason"), [
     ("/cgi-bin/measure", b"action=store&sessionid=s&macaddress=00:24:e4:06:59:dc&meastime=1700000000&measures="
-     + quote_plus('{"measures":[{"value":-80000,"type":1,"unit":-3}]}').encode(), 200, "weight -80 kg"),
+     + quote_plus('{"measures":[{"value":-80000,"type":1,"unit":-3}]}').encode(), 200, "weight_kg -80 is below 2 kg"),
     ("/cgi-bin/measure", b"action=store&macaddress=00:24:e4:06:59:dc&meastime=1700000000&measures=%7Bnope",
      400, "not JSON"),
     ("/cgi-bin/measure", b"action=store&macaddress=00:24:e4:06:59:dc&meastime=1000&measures="

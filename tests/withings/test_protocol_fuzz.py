@@ -1,9 +1,11 @@
-"""Hypothesis: no byte string, form or JSON document makes a parser fail other than with ProtocolError."""
+"""Hypothesis: no byte string, form or JSON document makes a parser fail other than with ProtocolError,
+and whatever parses is finite and within the field's integer range (huge integers, NaN, infinities,
+overflow after unit scaling and deep nesting included)."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,22 +13,31 @@ from hypothesis import strategies as st
 from interceptor.withings import protocol
 from interceptor.withings.protocol import ProtocolError
 
-NOW = datetime(2014, 4, 14, tzinfo=UTC)
-
+# Integers far beyond a float (10**400) and floats at the edges, as a hostile client would send them.
+numbers = (st.integers() | st.integers(min_value=-(10**400), max_value=10**400) | st.floats()
+           | st.sampled_from([1e308, -1e308, 5e-324, 2**53 + 1, 2**64]))
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    st.none() | st.booleans() | numbers | st.text(max_size=8),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(
         st.sampled_from(["value", "type", "unit", "meastime", "measures", "measuregrps", "data", "mantissa",
                          "exponent", "userid"]) | st.text(max_size=4), children, max_size=5),
     max_leaves=20,
 )
-measure = st.fixed_dictionaries({"type": st.integers(-5, 200), "value": st.integers(-10**9, 10**9)},
-                                 optional={"unit": st.integers(-20, 20)})
-group = st.fixed_dictionaries({"meastime": st.integers(0, 2**33), "measures": st.lists(measure, max_size=5)})
+measure = st.fixed_dictionaries({"type": numbers, "value": numbers}, optional={"unit": st.integers(-20, 20) | numbers})
+group = st.fixed_dictionaries({"meastime": st.integers(-1, 2**33) | numbers, "measures": st.lists(measure, max_size=5)},
+                              optional={"userid": numbers})
+v2_measure = st.fixed_dictionaries({"type": numbers, "data": st.fixed_dictionaries(
+    {"mantissa": numbers}, optional={"exponent": st.integers(-20, 20) | numbers, "unit": numbers})})
+v2_group = st.fixed_dictionaries({"meastime": st.integers(0, 2**33) | numbers,
+                                  "measures": st.lists(v2_measure, max_size=4)})
+
+
+def _dumps(document: object) -> str:
+    return json.dumps(document)  # NaN and Infinity as Python writes them: the parser must refuse them
 
 
 def _all_parsers(form: dict[str, str]) -> None:
-    for parse in (lambda: protocol.parse_measure_store(form, NOW), lambda: protocol.parse_v2_measure(form, NOW),
+    for parse in (lambda: protocol.parse_measure_store(form), lambda: protocol.parse_v2_measure(form),
                   lambda: protocol.parse_session_new(form)):
         try:
             parse()
@@ -47,23 +58,48 @@ def test_arbitrary_bytes(body: bytes) -> None:
 @settings(max_examples=300, deadline=None)
 @given(json_values, st.sampled_from(["measures", "measuregrps"]), st.text(max_size=12), st.text(max_size=12))
 def test_arbitrary_json_documents(document: object, field: str, meastime: str, mac: str) -> None:
-    _all_parsers({"action": "store", field: json.dumps(document), "meastime": meastime, "macaddress": mac,
-                  "auth": mac, "batterylvl": meastime})
+    _all_parsers({"action": "store", field: _dumps(document), "meastime": meastime, "macaddress": mac,
+                  "auth": mac, "batterylvl": meastime, "userid": meastime, "currentfw": meastime})
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 5000), st.sampled_from(["[", "{\"a\":", "[{\"measures\":"]))
+def test_any_nesting_is_refused_or_parsed(depth: int, opening: str) -> None:
+    _all_parsers({"action": "store", "meastime": "1387053012", "measures": opening * depth,
+                  "measuregrps": opening * depth})
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(group, min_size=1, max_size=4))
-def test_structurally_valid_groups_parse_or_are_refused_with_a_reason(groups: list[dict]) -> None:
-    form = {"action": "store", "measuregrps": json.dumps({"measuregrps": groups})}
+@given(st.lists(group, min_size=1, max_size=4), st.integers() | st.text(max_size=25))
+def test_structurally_valid_groups_parse_to_finite_bounded_values(groups: list[dict], userid: object) -> None:
+    form = {"action": "store", "measuregrps": _dumps({"measuregrps": groups}), "userid": str(userid)}
     try:
-        store = protocol.parse_measure_store(form, NOW)
+        store = protocol.parse_measure_store(form)
     except ProtocolError as error:
         assert error.detail
         return
+    low, high = protocol.INT32_RANGE
+    assert store.userid is None or low <= store.userid <= high
     for parsed in store.groups:
+        assert 0 <= parsed.meastime < 2**32
+        assert parsed.userid is None or low <= parsed.userid <= high
         for item in parsed.measures:
-            if item.type == 1:
-                assert 0 < item.value <= protocol.MAX_WEIGHT_KG
+            assert 0 <= item.type <= protocol.MEASURE_TYPE_RANGE[1]
+            assert math.isfinite(item.value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(v2_group, min_size=1, max_size=3))
+def test_environment_groups_parse_to_finite_bounded_values(groups: list[dict]) -> None:
+    try:
+        parsed = protocol.parse_v2_measure({"measuregrps": _dumps(groups)})
+    except ProtocolError as error:
+        assert error.detail
+        return
+    for group in parsed:
+        assert 0 <= group.meastime < 2**32
+        assert all(math.isfinite(value) for value in [*group.values.values(), *group.raw.values()])
+        assert all(len(name) <= len("withings_type_32767") for name in group.raw)
 
 
 @settings(max_examples=500, deadline=None)
