@@ -103,8 +103,9 @@ class Imported:
 @dataclass(frozen=True)
 class ImportResult:
     item: Imported
-    outcome: Literal["new", "merged", "unchanged"]
-    measurement_id: int
+    outcome: Literal["new", "merged", "unchanged", "skipped"]
+    measurement_id: int  # 0 when skipped
+    reason: str | None = None  # why it was skipped
 
 
 class Pipeline:
@@ -196,11 +197,19 @@ class Pipeline:
     async def import_readings(self, items: Sequence[Imported], rule: MergeRule) -> list[ImportResult]:
         """Bring records from an export file or a vendor cloud in: each becomes a new weigh-in, is
         attached to the stored weigh-in it describes (`rule`), or is recognised as imported before.
-        All or nothing for `items` (callers send bounded chunks), durable on return. Raises
-        plausibility.Implausible (its `index` names the item), storing nothing, for an implausible record."""
-        plausibility.check([item.reading for item in items], self.clock())
-        results = await self.journal.write(lambda tx: [self._import_one(tx, item, rule) for item in items])
-        if any(result.outcome != "unchanged" for result in results):
+        A record that is not physically plausible is skipped with the reason; the others are stored
+        in one transaction (callers send bounded chunks), durable on return."""
+        now = self.clock()
+        refused: dict[int, str] = {}
+        for index, item in enumerate(items):
+            problem = plausibility.reading_problem(item.reading, now)
+            if problem is not None:
+                refused[index] = problem[1]
+        accepted = [item for index, item in enumerate(items) if index not in refused]
+        stored = iter(await self.journal.write(lambda tx: [self._import_one(tx, item, rule) for item in accepted]))
+        results = [ImportResult(item, "skipped", 0, refused[index]) if index in refused else next(stored)
+                   for index, item in enumerate(items)]
+        if any(result.outcome in ("new", "merged") for result in results):
             await self.load()  # an import may bring a newer weigh-in than the latest known
         return results
 

@@ -149,8 +149,9 @@ def test_check_names_the_first_implausible_reading_of_a_batch() -> None:
         1, "heart_rate_bpm", "heart_rate_bpm 300 is above 250 bpm")
 
 
-async def test_the_pipeline_refuses_for_every_source_and_stores_nothing(tmp_path: Path) -> None:
-    """Live weigh-ins (ingest_many) and imported records (import_readings) pass the same check."""
+async def test_the_pipeline_judges_live_and_imported_records_alike(tmp_path: Path) -> None:
+    """Live weigh-ins (ingest_many) are refused whole; imported records (import_readings) that fail the
+    same check are skipped with the reason."""
     config_path = tmp_path / "interceptor.toml"
     config_path.write_text(HOUSEHOLD_TOML, encoding="utf-8")
     config = load_config(config_path, environ={}, overrides={"data_dir": str(tmp_path / "data")})
@@ -161,12 +162,13 @@ async def test_the_pipeline_refuses_for_every_source_and_stores_nothing(tmp_path
         with pytest.raises(Implausible, match="the vendor's body_fat_pct -500 is below 1 %") as refused:
             await pipeline.ingest_many([good, reading(vendor_metrics={"body_fat_pct": -500.0})])
         assert refused.value.index == 1
-        records = [Imported(good, "fra", "a"), Imported(reading(taken_at=datetime(2099, 1, 1, tzinfo=UTC)), "fra", "b")]
-        with pytest.raises(Implausible, match="taken_at 2099-01-01T00:00:00Z is after") as refused:
-            await pipeline.import_readings(records, MergeRule(same="person", window_s=60, weight_kg=None))
-        assert refused.value.index == 1
         with journal.reader() as reader:
             assert reader.count() == 0
+        records = [Imported(reading(taken_at=datetime(2099, 1, 1, tzinfo=UTC)), "fra", "b"), Imported(good, "fra", "a")]
+        skipped, stored = await pipeline.import_readings(records, MergeRule(same="person", window_s=60, weight_kg=None))
+        assert skipped.outcome == "skipped" and skipped.reason is not None
+        assert skipped.reason.startswith("taken_at 2099-01-01T00:00:00Z is after")
+        assert stored.outcome == "new"  # an import skips the implausible record and keeps the rest
         assert len(await pipeline.ingest_many([good])) == 1  # the clock is the pipeline's: 2026-06-01 here
     finally:
         journal.close()
