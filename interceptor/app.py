@@ -62,6 +62,7 @@ def create_app(config: Config, *, clock: Clock = utc_now) -> web.Application:
     app.on_startup.append(load_state)
 
     async def close_stores(_: web.Application) -> None:
+        journal.flush_later()
         await asyncio.to_thread(journal.close)  # commits what is queued: not on the event loop
         await asyncio.to_thread(request_log.close)
 

@@ -60,9 +60,6 @@ _FAT_TRIO = ("body_fat_pct", "fat_mass_kg", "fat_free_mass_kg")
 # The Zepp app caps body fat at 75 % (body-composition.md §3.2), and shows that cap; it is kept.
 MAX_FAT_PCT = 75.0
 
-_ORDER = {name: index for index, name in enumerate(METRIC_UNITS)}
-
-
 def choose_method(readings: Mapping[str, float], vendor_metrics: Mapping[str, float] | None = None) -> str:
     """The method a weigh-in implies: vendor values first (they are what the app showed), then the
     scale's own impedance layout, then Withings (no usable impedance), then weight only."""
@@ -113,9 +110,11 @@ def compose(
     for name in METRIC_UNITS:  # every metric is shown or explained
         if name not in sheet.metrics and name not in sheet.refusals:
             sheet.refuse(name, f"the {chosen} method does not estimate it")
-    return Composition(
-        metrics=dict(sorted(sheet.metrics.items(), key=lambda item: _ORDER[item[0]])),
-        refusals=dict(sorted(sheet.refusals.items(), key=lambda item: _ORDER.get(item[0], len(_ORDER)))),
+    metrics, refusals = sheet.metrics, sheet.refusals
+    return Composition(  # in vocabulary order, the order every output shows them in
+        metrics={name: metrics[name] for name in METRIC_UNITS if name in metrics},
+        refusals={**{name: refusals[name] for name in METRIC_UNITS if name in refusals},
+                  **{name: reason for name, reason in refusals.items() if name not in METRIC_UNITS}},
         method=chosen,
     )
 

@@ -44,6 +44,8 @@ EVERYTHING = Filter()
 READER_THREADS = 2
 # Rows per statement when a caller hands over many ids (SQLite caps variables per statement).
 IDS_PER_QUERY = 500
+# How long bookkeeping waits for a weigh-in's commit to ride along with before it is written alone.
+LATER_DELAY_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -328,6 +330,8 @@ class Journal:
         self.path = path
         self.sinks: dict[str, Renderer] = dict(sinks or {})
         self._listeners: list[tuple[asyncio.AbstractEventLoop, Callable[[], None]]] = []
+        self._later: list[tuple[Callable[[Tx], object], str]] = []
+        self._later_timer: asyncio.TimerHandle | None = None
         self._tx: Tx | None = None
         self._writer: Writer[Tx] = Writer(f"journal-writer:{path.name}", lambda: open_writer(path), self._wrap,
                                           after_commit=self._committed)
@@ -357,22 +361,44 @@ class Journal:
 
     async def write(self, job: Callable[[Tx], T], *, durable: bool = True) -> T:
         """Run `job` on the writer thread in the next group commit; `durable`: fsynced on return."""
-        return await self._writer.write(job, durable=durable)
+        return await self._writer.write(self._with_later(job), durable=durable)
 
     def call(self, job: Callable[[Tx], T], *, durable: bool = True) -> T:
         """`write` for a command-line caller without an event loop: blocks until committed."""
-        return self._writer.call(job, durable=durable)
+        return self._writer.call(self._with_later(job), durable=durable)
 
     def write_later(self, job: Callable[[Tx], object], what: str) -> None:
-        """Bookkeeping nobody waits for (a device's battery, last seen): committed with the next group,
-        without fsync; a failure is logged."""
+        """Bookkeeping nobody waits for (a device's battery, last seen): it rides along with the next
+        write, or is written on its own within `LATER_DELAY_S`, without fsync; a failure is logged."""
+        self._later.append((job, what))
+        if self._later_timer is None:
+            self._later_timer = asyncio.get_running_loop().call_later(LATER_DELAY_S, self.flush_later)
 
-        def done(future: object) -> None:
-            error = future.exception()  # type: ignore[attr-defined]
-            if error is not None:
-                log.error("could not record %s in the journal: %s", what, error)
+    def flush_later(self) -> None:
+        """Queue the waiting bookkeeping now (on the event loop, before `close` at shut-down)."""
+        if self._later_timer is not None:
+            self._later_timer.cancel()
+            self._later_timer = None
+        if self._later:
+            self._writer.submit(self._with_later(lambda tx: None), durable=False)
 
-        self._writer.submit(job, durable=False).add_done_callback(done)
+    def _with_later(self, job: Callable[[Tx], T]) -> Callable[[Tx], T]:
+        if not self._later:
+            return job
+        later, self._later = self._later, []
+
+        def both(tx: Tx) -> T:
+            for earlier, what in later:  # each in a savepoint of its own: its failure costs only itself
+                tx.db.execute("SAVEPOINT later")
+                try:
+                    earlier(tx)
+                except Exception as error:
+                    tx.db.execute("ROLLBACK TO later")
+                    log.error("could not record %s in the journal: %s", what, error)
+                tx.db.execute("RELEASE later")
+            return job(tx)
+
+        return both
 
     async def insert(self, items: list[NewMeasurement]) -> list[Stored]:
         return await self.write(lambda tx: tx.insert(items))
@@ -401,6 +427,8 @@ class Journal:
 
     def close(self) -> None:
         """Commit what is queued, then close every connection."""
+        if self._later:
+            self._writer.submit(self._with_later(lambda tx: None), durable=False)
         self._writer.close()
         if self._readers is not None:
             self._readers.shutdown(wait=True)
