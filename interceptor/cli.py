@@ -108,6 +108,7 @@ LAZY_COMMANDS = {
     "compute": "interceptor.composition.cli:compute_command",
     "dns": "interceptor.dns.cli:dns_group",
     "gateway": "interceptor.ble.cli:gateway_command",
+    "import": "interceptor.importers.cli:import_command",
     "replay": "interceptor.capture.cli:replay_command",
 }
 
