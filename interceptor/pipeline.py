@@ -192,7 +192,8 @@ class Pipeline:
             reading = item.reading
             user = item.user
             if user is None and reader is not None:
-                user = assign_user(reading, self.config.users, lambda slug: reader.recent_weights(slug, RECENT_WEIGHINS),
+                user = assign_user(reading, self.config.users,
+                                   lambda slug: reader.recent_weights(slug, RECENT_WEIGHINS),  # type: ignore[union-attr]
                                    self.config.household.assign_tolerance_kg, self.config.ble).user
             weight = reading.values.get("weight_kg")
             outcome = seen.outcome(rule, reading.identity, user, reading.device_id, reading.taken_at, weight)

@@ -55,7 +55,8 @@ def mapped(cells: list[str], layout: dict[int, tuple[str, Column]]) -> tuple[dic
     return values, vendor_values
 
 
-def layout_of(header: dict[str, int], table: dict[str, Column], *, fold_case: bool = False) -> dict[int, tuple[str, Column]]:
+def layout_of(header: dict[str, int], table: dict[str, Column], *,
+              fold_case: bool = False) -> dict[int, tuple[str, Column]]:
     """The columns of `header` that `table` knows, by position."""
     if fold_case:
         table = {name.lower(): column for name, column in table.items()}

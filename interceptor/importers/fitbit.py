@@ -40,14 +40,17 @@ def looks_like(data: Data, members: list[str] | None) -> bool:
 def unit_of(entries: list[dict], height_cm: float | None) -> str | None:
     """"kg" or "lb", from the median weight / BMI of the entries that have both; None if none do."""
     ratios = [float(entry["weight"]) / float(entry["bmi"]) for entry in entries
-              if isinstance(entry.get("weight"), int | float) and isinstance(entry.get("bmi"), int | float)
-              and entry["bmi"] > 0]
+              if _positive(entry.get("weight")) and _positive(entry.get("bmi"))]
     if not ratios:
         return None
     height_m = (height_cm / 100) if height_cm else TYPICAL_HEIGHT_M
     ratio = statistics.median(ratios)
     square = height_m * height_m
     return "kg" if abs(ratio - square) < abs(ratio - square / KG_PER_LB) else "lb"
+
+
+def _positive(found: object) -> bool:
+    return isinstance(found, int | float) and not isinstance(found, bool) and found > 0
 
 
 def _moment(entry: dict, options: ReadOptions) -> datetime:
@@ -92,7 +95,7 @@ def read_json(data: bytes, name: str, options: ReadOptions, unit: str | None) ->
             rows.append(Refusal(where, str(error)))
             continue
         vendor = {name: float(entry[key]) for key, name in (("bmi", "bmi"), ("fat", "body_fat_pct"))
-                  if isinstance(entry.get(key), int | float) and not isinstance(entry.get(key), bool) and entry[key] > 0}
+                  if _positive(entry.get(key))}
         kilograms = float(weight) * (KG_PER_LB if unit == "lb" else 1.0)
         rows.append(Record(where, taken_at, {"weight_kg": kilograms}, vendor,
                            origin=str(entry.get("source") or "")[:40]))

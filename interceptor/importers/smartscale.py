@@ -40,7 +40,7 @@ SIGNATURE = {"Date", "Weight", "BodyFat", "PhysiqueRating"}
 def looks_like(data: bytes, members: list[str] | None) -> bool:
     if members is not None:
         return False
-    return SIGNATURE <= {part.strip().strip('"') for part in first_line(data).split(",")}
+    return {part.strip().strip('"') for part in first_line(data).split(",")} >= SIGNATURE
 
 
 def read(data: bytes, name: str, options: ReadOptions) -> Iterator[Row]:

@@ -48,7 +48,7 @@ def looks_like(data: bytes, members: list[str] | None) -> bool:
     if members is not None:
         return any(is_member(name) for name in members)
     header = {cell.strip().strip('"') for cell in first_line(data).split(",")}
-    return SIGNATURE <= header and bool(header & set(TIME_COLUMNS))
+    return header >= SIGNATURE and bool(header & set(TIME_COLUMNS))
 
 
 def _when(cell: str, options: ReadOptions) -> datetime:
