@@ -81,7 +81,7 @@ def csv_rows(content: str, name: str, delimiters: str = ",;\t") -> Iterator[tupl
     A row the csv module cannot take becomes a FormatError naming the file and the line."""
     header = content.split("\n", 1)[0]
     delimiter = max(delimiters, key=header.count)
-    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter, strict=True)
     while True:
         try:
             cells = next(reader)
