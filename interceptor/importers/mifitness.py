@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterator
 
 from interceptor.importers.files import cell, columns, csv_rows, first_line, text
-from interceptor.importers.records import ReadOptions, Record, Refusal, Row
+from interceptor.importers.records import FormatError, ReadOptions, Record, Refusal, Row
 from interceptor.model import utc_from_unix
 
 NAME = "mifitness"
@@ -75,6 +75,8 @@ def read(data: bytes, name: str, options: ReadOptions) -> Iterator[Row | Ignored
     if first is None:
         return
     header = columns(first[1])
+    if not all(column in header for column in ("Key", "Time", "Value")):
+        raise FormatError(f"{name}: not a Mi Fitness export (no Key, Time and Value columns in the header)")
     for line, cells in rows:
         where = f"{name} row {line}"
         if (cell(cells, header.get("Key")) or "").strip() != "weight":

@@ -18,7 +18,7 @@ from datetime import date, datetime, time
 
 from interceptor.importers import columns as c
 from interceptor.importers.files import columns, csv_rows, first_line, text
-from interceptor.importers.records import ReadOptions, Record, Refusal, Row, moment
+from interceptor.importers.records import FormatError, ReadOptions, Record, Refusal, Row, moment
 from interceptor.units import KG_PER_LB
 
 NAME = "openscale"
@@ -104,6 +104,8 @@ def read(data: bytes, name: str, options: ReadOptions) -> Iterator[Row]:
     header = columns(first[1])
     upper = {key.upper(): index for key, index in header.items()}
     legacy = "dateTime" in header
+    if not legacy and "DATE" not in upper:
+        raise FormatError(f"{name}: not an openScale CSV (no DATE or dateTime column in the header)")
     layout = c.layout_of(header, LEGACY) if legacy else c.layout_of(header, CURRENT, fold_case=True)
     pounds = options.weight_unit == "lb" and not legacy
     for line, cells in rows:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from interceptor.importers import columns as c
 from interceptor.importers.files import cell, columns, csv_rows, first_line, text
-from interceptor.importers.records import ReadOptions, Record, Refusal, Row, Who, moment
+from interceptor.importers.records import FormatError, ReadOptions, Record, Refusal, Row, Who, moment
 
 NAME = "smartscaleconnect"
 TITLE = "SmartScaleConnect CSV"
@@ -49,6 +49,8 @@ def read(data: bytes, name: str, options: ReadOptions) -> Iterator[Row]:
     if first is None:
         return
     header = columns(first[1])
+    if "Date" not in header or "Weight" not in header:
+        raise FormatError(f"{name}: not a SmartScaleConnect CSV (no Date and Weight columns in the header)")
     layout = c.layout_of(header, TABLE)
     for line, cells in rows:
         where = f"{name} row {line}"
