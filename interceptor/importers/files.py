@@ -8,6 +8,7 @@ lies about its size is cut off, never inflated into memory.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import mmap
@@ -24,6 +25,7 @@ MAX_MEMBER_BYTES = 64 * 1024 * 1024
 MAX_MEMBERS = 100_000
 # A CSV cell longer than this is not a number or a date.
 MAX_FIELD_CHARS = 64 * 1024
+DECODE_SLICE = 64 * 1024
 ZIP_MAGIC = b"PK\x03\x04"
 EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 
@@ -48,22 +50,25 @@ def is_zip(data: Data) -> bool:
     return data[:4] in (ZIP_MAGIC, EMPTY_ZIP_MAGIC)
 
 
-def text(data: bytes, name: str) -> str:
-    """Bytes as text: UTF-8 (with or without the BOM Zepp writes), UTF-16 with a BOM (some Windows
-    tools), else Windows-1252, the usual encoding of spreadsheets re-saved on Windows."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+def encoding_of(data: bytes, name: str) -> str:
+    """The file's text encoding: UTF-8 (with or without the BOM Zepp writes), UTF-16 with a BOM (some
+    Windows tools), else Windows-1252, the usual encoding of spreadsheets re-saved on Windows. Checked
+    in slices, so a large file is never decoded whole just to find out."""
+    candidates = ("utf-16",) if data.startswith((b"\xff\xfe", b"\xfe\xff")) else ("utf-8-sig", "cp1252")
+    for encoding in candidates:
+        decoder = codecs.getincrementaldecoder(encoding)()
         try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError as error:
-            raise FormatError(f"{name}: not valid UTF-16 text ({error.reason} at byte {error.start})") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1252")
-    except UnicodeDecodeError as error:
-        raise FormatError(f"{name}: not text in UTF-8, UTF-16 or Windows-1252 (byte {error.start})") from None
+            for start in range(0, len(data), DECODE_SLICE):
+                decoder.decode(data[start:start + DECODE_SLICE])
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            continue
+        return encoding
+    raise FormatError(f"{name}: not text in UTF-8, UTF-16 or Windows-1252")
+
+
+def text(data: bytes, name: str) -> str:
+    return data.decode(encoding_of(data, name))
 
 
 def first_line(data: Data) -> str:
@@ -76,12 +81,15 @@ def first_line(data: Data) -> str:
     return decoded.splitlines()[0] if decoded else ""
 
 
-def csv_rows(content: str, name: str, delimiters: str = ",;\t") -> Iterator[tuple[int, list[str]]]:
-    """(line number, cells) for each non-empty row; the delimiter is the one the header uses most.
-    A row the csv module cannot take becomes a FormatError naming the file and the line."""
-    header = content.split("\n", 1)[0]
+def csv_rows(data: bytes, name: str, delimiters: str = ",;\t") -> Iterator[tuple[int, list[str]]]:
+    """(line number, cells) for each non-empty row, decoded as it is read (the file is never held
+    twice); the delimiter is the one the header uses most. A row the csv module cannot take becomes a
+    FormatError naming the file and the line."""
+    encoding = encoding_of(data, name)
+    header = data[:4096].decode(encoding, "replace").split("\n", 1)[0]
     delimiter = max(delimiters, key=header.count)
-    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter, strict=True)
+    stream = io.TextIOWrapper(io.BytesIO(data), encoding=encoding, newline="")
+    reader = csv.reader(stream, delimiter=delimiter, strict=True)
     while True:
         try:
             cells = next(reader)

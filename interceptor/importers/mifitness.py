@@ -14,7 +14,7 @@ import json
 import math
 from collections.abc import Iterator
 
-from interceptor.importers.files import cell, columns, csv_rows, first_line, text
+from interceptor.importers.files import cell, columns, csv_rows, first_line
 from interceptor.importers.records import FormatError, ReadOptions, Record, Refusal, Row
 from interceptor.model import utc_from_unix
 
@@ -70,7 +70,7 @@ def _number(found: object) -> float | None:
 
 def read(data: bytes, name: str, options: ReadOptions) -> Iterator[Row | Ignored]:
     del options  # times are unix seconds: no zone needed
-    rows = csv_rows(text(data, name), name, delimiters=",")
+    rows = csv_rows(data, name, delimiters=",")
     first = next(rows, None)
     if first is None:
         return

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from datetime import date, datetime, time
 
 from interceptor.importers import columns as c
-from interceptor.importers.files import columns, csv_rows, first_line, text
+from interceptor.importers.files import columns, csv_rows, first_line
 from interceptor.importers.records import FormatError, ReadOptions, Record, Refusal, Row, moment
 from interceptor.units import KG_PER_LB
 
@@ -97,7 +97,7 @@ def _day_and_time(day_text: str, time_text: str | None) -> datetime:
 
 
 def read(data: bytes, name: str, options: ReadOptions) -> Iterator[Row]:
-    rows = csv_rows(text(data, name), name)
+    rows = csv_rows(data, name)
     first = next(rows, None)
     if first is None:
         return

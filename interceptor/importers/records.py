@@ -80,14 +80,20 @@ class ReadOptions:
     weight_unit: str | None = None  # "kg" or "lb": only when the person says so
 
 
+NO_VALUE = frozenset({"null", "none", "nan", "-", "--"})
+
+
 def number(text: str | None) -> float | None:
     """A cell as a number: empty, `null`, `NaN` or `-` are no value; a comma decimal is accepted."""
     if text is None:
         return None
-    cell = text.strip().strip('"')
-    if not cell or cell.lower() in ("null", "none", "nan", "-", "--"):
-        return None
-    value = float(cell.replace(",", ".")) if cell.count(",") == 1 and "." not in cell else float(cell)
+    try:
+        value = float(text)  # the common case, and the fast one: a plain number
+    except ValueError:
+        cell = text.strip().strip('"')
+        if not cell or cell.lower() in NO_VALUE:
+            return None
+        value = float(cell.replace(",", ".")) if cell.count(",") == 1 and "." not in cell else float(cell)
     return value if math.isfinite(value) else None
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from interceptor.importers import columns as c
-from interceptor.importers.files import cell, columns, csv_rows, first_line, text
+from interceptor.importers.files import cell, columns, csv_rows, first_line
 from interceptor.importers.records import FormatError, ReadOptions, Record, Refusal, Row, Who, moment
 
 NAME = "smartscaleconnect"
@@ -44,7 +44,7 @@ def looks_like(data: bytes, members: list[str] | None) -> bool:
 
 
 def read(data: bytes, name: str, options: ReadOptions) -> Iterator[Row]:
-    rows = csv_rows(text(data, name), name, delimiters=",")
+    rows = csv_rows(data, name, delimiters=",")
     first = next(rows, None)
     if first is None:
         return

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from interceptor.importers import columns as c
-from interceptor.importers.files import Archive, Data, cell, columns, csv_rows, first_line, is_zip, text
+from interceptor.importers.files import Archive, Data, cell, columns, csv_rows, first_line, is_zip
 from interceptor.importers.records import FormatError, ReadOptions, Record, Refusal, Row, moment, number
 from interceptor.units import KG_PER_LB
 
@@ -90,7 +90,7 @@ def other_name(type_text: str) -> str | None:
 def read_other(data: bytes, name: str, options: ReadOptions) -> Iterator[tuple[str, datetime, str, float] | Refusal]:
     """(row, moment, vocabulary name, value) for each other.csv row we can use; unknown types and
     segmental rows are not weigh-in values and are passed over without a word."""
-    rows = csv_rows(text(data, name), name, delimiters=",;")
+    rows = csv_rows(data, name, delimiters=",;")
     first = next(rows, None)
     if first is None:
         return
@@ -117,7 +117,7 @@ def read_other(data: bytes, name: str, options: ReadOptions) -> Iterator[tuple[s
 
 def read_weight(data: bytes, name: str, options: ReadOptions,
                 others: dict[float, dict[str, float]]) -> Iterator[Row]:
-    rows = csv_rows(text(data, name), name, delimiters=",;")
+    rows = csv_rows(data, name, delimiters=",;")
     first = next(rows, None)
     if first is None:
         return

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from interceptor.importers import columns as c
-from interceptor.importers.files import Archive, Data, columns, csv_rows, first_line, is_zip, text
+from interceptor.importers.files import Archive, Data, columns, csv_rows, first_line, is_zip
 from interceptor.importers.records import FormatError, ReadOptions, Record, Refusal, Row, Who, moment, number
 
 NAME = "zepp"
@@ -60,7 +60,7 @@ def _when(cell: str, options: ReadOptions) -> datetime:
 
 
 def read_csv(data: bytes, name: str, options: ReadOptions) -> Iterator[Row]:
-    rows = csv_rows(text(data, name), name, delimiters=",")
+    rows = csv_rows(data, name, delimiters=",")
     first = next(rows, None)
     if first is None:
         return
