@@ -12,6 +12,7 @@ import codecs
 import csv
 import io
 import mmap
+import struct
 import zlib
 from collections.abc import Callable, Iterator
 
@@ -54,12 +55,16 @@ def encoding_of(data: bytes, name: str) -> str:
     """The file's text encoding: UTF-8 (with or without the BOM Zepp writes), UTF-16 with a BOM (some
     Windows tools), else Windows-1252, the usual encoding of spreadsheets re-saved on Windows. Checked
     in slices, so a large file is never decoded whole just to find out."""
-    candidates = ("utf-16",) if data.startswith((b"\xff\xfe", b"\xfe\xff")) else ("utf-8-sig", "cp1252")
-    for encoding in candidates:
-        decoder = codecs.getincrementaldecoder(encoding)()
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        candidates = (("utf-16", "utf-16"),)
+    else:  # utf-8-sig's incremental decoder lets a lone BOM prefix through at the end: check plain UTF-8
+        candidates = (("utf-8", "utf-8-sig"), ("cp1252", "cp1252"))
+    body = data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data
+    for checked_as, encoding in candidates:
+        decoder = codecs.getincrementaldecoder(checked_as)()
         try:
-            for start in range(0, len(data), DECODE_SLICE):
-                decoder.decode(data[start:start + DECODE_SLICE])
+            for start in range(0, len(body), DECODE_SLICE):
+                decoder.decode(body[start:start + DECODE_SLICE])
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             continue
@@ -67,17 +72,11 @@ def encoding_of(data: bytes, name: str) -> str:
     raise FormatError(f"{name}: not text in UTF-8, UTF-16 or Windows-1252")
 
 
-def text(data: bytes, name: str) -> str:
-    return data.decode(encoding_of(data, name))
-
-
 def first_line(data: Data) -> str:
     """The header line of a text file, for format detection (never more than 4 KB of it)."""
     head = bytes(data[:4096])
-    try:
-        decoded = text(head, "")
-    except FormatError:
-        return ""
+    encoding = "utf-16" if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+    decoded = head.decode(encoding, "replace")
     return decoded.splitlines()[0] if decoded else ""
 
 
@@ -117,7 +116,8 @@ class Archive:
         self.name = name
         try:
             self._zip = pyzipper.AESZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
-        except (pyzipper.BadZipFile, pyzipper.LargeZipFile, OSError, ValueError, EOFError, KeyError) as error:
+        except (pyzipper.BadZipFile, pyzipper.LargeZipFile, OSError, ValueError, EOFError, KeyError,
+                NotImplementedError, struct.error) as error:
             raise FormatError(f"{name}: not a readable zip archive ({error})") from None
         infos = self._zip.infolist()
         if len(infos) > MAX_MEMBERS:
@@ -152,7 +152,8 @@ class Archive:
             if "password" in str(error).lower():
                 raise FormatError(f"{where}: wrong password") from None
             raise FormatError(f"{where}: {error}") from None
-        except (pyzipper.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, KeyError, zlib.error) as error:
+        except (pyzipper.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, KeyError, zlib.error,
+                struct.error) as error:
             raise FormatError(f"{where}: damaged or truncated ({error})") from None
         if len(content) > MAX_MEMBER_BYTES:
             raise FormatError(f"{where} inflates to more than {MAX_MEMBER_BYTES // (1024 * 1024)} MB: not a weight"
