@@ -107,7 +107,9 @@ LAZY_COMMANDS = {
     "ble": "interceptor.ble.cli:ble_group",
     "compute": "interceptor.composition.cli:compute_command",
     "dns": "interceptor.dns.cli:dns_group",
+    "export": "interceptor.exporters.cli:export_command",
     "gateway": "interceptor.ble.cli:gateway_command",
+    "import": "interceptor.importers.cli:import_command",
     "replay": "interceptor.capture.cli:replay_command",
 }
 
@@ -191,7 +193,7 @@ def measurements() -> None:
     """Weigh-ins and environment readings stored in the journal."""
 
 
-def _parse_since(text: str | None, config: Config) -> datetime | None:
+def parse_since(text: str | None, config: Config) -> datetime | None:
     if text is None:
         return None
     try:
@@ -227,7 +229,7 @@ def list_measurements(output: str, user: str | None, since: str | None, kind: st
     if user is not None and user != "unassigned" and config.person(user) is None:
         known = ", ".join(person.slug for person in config.users) or "none configured"
         raise UserError(f"--user {user!r} is not in the household ({known})")
-    where = Filter(user=user, since=_parse_since(since, config), kind=None if kind == "all" else kind)
+    where = Filter(user=user, since=parse_since(since, config), kind=None if kind == "all" else kind)
     with open_reader(config) as reader:
         found = reader.measurement_rows(where, limit=limit)
         out = sys.stdout
@@ -294,7 +296,7 @@ def recompute(slug: str, since: str | None) -> None:
     """Recompute a person's body composition, e.g. after changing their height or birth date."""
     config = load()
     with _changing(config) as pipeline:
-        count = runtime.run(pipeline.recompute(slug, _parse_since(since, config)))
+        count = runtime.run(pipeline.recompute(slug, parse_since(since, config)))
     click.echo(f"recomputed {count} weigh-in(s) of {slug}", err=True)
 
 
@@ -379,7 +381,7 @@ def sync_influx(since: str | None) -> None:
     config = load()
     if not config.influx.enabled:
         raise UserError("no InfluxDB configured: set [influx] url (and database, or token/org/bucket for v2)")
-    since_moment = _parse_since(since, config)
+    since_moment = parse_since(since, config)
 
     async def send(reader: Reader) -> Rebuilt:
         writer = make_writer(config.influx)

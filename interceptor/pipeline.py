@@ -184,15 +184,44 @@ class Pipeline:
         target = imports.same_weigh_in(tx.db, rule, user=assignment.user, device_id=reading.device_id,
                                        taken_at=reading.taken_at, weight_kg=reading.values.get("weight_kg"))
         if target is not None:
-            if imports.attach(tx.db, target, dict(reading.values), dict(reading.vendor_metrics)):
+            added = imports.attach(tx.db, target, dict(reading.values), dict(reading.vendor_metrics))
+            if added:
                 stored, how = self._reading(tx, target)
                 user = tx.measurement(target).user  # type: ignore[union-attr]
                 tx.revise(target, self._decide(tx, stored, Assignment(user, how)))
             imports.remember(tx.db, reading.identity, target)
-            return ImportResult(item, "merged", target)
+            return ImportResult(item, "merged" if added else "unchanged", target)
         (result,) = tx.insert([self._decide(tx, reading, assignment)])
         imports.remember(tx.db, reading.identity, result.measurement.id)
         return ImportResult(item, "new" if result.created else "unchanged", result.measurement.id)
+
+    def preview_import(self, reader: Reader | None, items: Sequence[Imported], rule: MergeRule,
+                       seen: imports.Preview) -> list[ImportResult]:
+        """What `import_readings` would do, decided from a read-only view (None: no journal yet) and
+        `seen`, the records of this run before these: nothing is written (`import --dry-run`)."""
+        results = []
+        for item in items:
+            reading = item.reading
+            user = item.user
+            if user is None and reader is not None:
+                user = assign_user(reading, self.config.users,
+                                   lambda slug: reader.recent_weights(slug, RECENT_WEIGHINS),  # type: ignore[union-attr]
+                                   self.config.household.assign_tolerance_kg, self.config.ble).user
+            weight = reading.values.get("weight_kg")
+            outcome = seen.outcome(rule, reading.identity, user, reading.device_id, reading.taken_at, weight)
+            if outcome is None and reader is not None:
+                known = imports.already_imported(reader.db, reading.identity)
+                target = None if known is not None else imports.same_weigh_in(
+                    reader.db, rule, user=user, device_id=reading.device_id, taken_at=reading.taken_at,
+                    weight_kg=weight)
+                if known is not None:
+                    outcome = "unchanged"
+                elif target is not None:
+                    added = any(imports.additions(reader.db, target, dict(reading.values),
+                                                  dict(reading.vendor_metrics)))
+                    outcome = "merged" if added else "unchanged"
+            results.append(ImportResult(item, outcome or "new", 0))
+        return results
 
     async def import_readings(self, items: Sequence[Imported], rule: MergeRule) -> list[ImportResult]:
         """Bring records from an export file or a vendor cloud in: each becomes a new weigh-in, is

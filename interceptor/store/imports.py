@@ -30,6 +30,34 @@ class MergeRule:
     weight_kg: float | None
 
 
+class Preview:
+    """The records a dry run has seen, so that one describing a weigh-in an earlier record of the same
+    run would have made is counted as merged, and a repeated one as unchanged, as a real run would."""
+
+    def __init__(self) -> None:
+        self._identities: set[str] = set()
+        self._moments: dict[tuple[str, int], list[tuple[float, float | None]]] = {}
+
+    def outcome(self, rule: MergeRule, identity: str, user: str | None, device_id: str, taken_at: datetime,
+                weight_kg: float | None) -> Literal["merged", "unchanged"] | None:
+        if identity in self._identities:
+            return "unchanged"
+        self._identities.add(identity)
+        key = user if rule.same == "person" else device_id
+        if key is None:
+            return None
+        moment = taken_at.timestamp()
+        bucket = int(moment // rule.window_s)
+        for near in (bucket - 1, bucket, bucket + 1):
+            for stored_at, weight in self._moments.get((key, near), ()):
+                if abs(stored_at - moment) <= rule.window_s and (
+                        rule.weight_kg is None or (weight is not None and weight_kg is not None
+                                                   and abs(weight - weight_kg) <= rule.weight_kg)):
+                    return "merged"
+        self._moments.setdefault((key, bucket), []).append((moment, weight_kg))
+        return None
+
+
 def already_imported(db: sqlite3.Connection, identity: str) -> int | None:
     row = db.execute("SELECT measurement_id FROM imports WHERE identity = ?", (identity,)).fetchone()
     return None if row is None else int(row[0])
@@ -64,16 +92,35 @@ def same_weigh_in(
     return min(fitting)[1] if fitting else None
 
 
+# A vendor value this close to the metric the journal already shows for the weigh-in adds nothing:
+# it is that metric, written out and read back (an exported openScale CSV, re-imported).
+SAME_VALUE_TOLERANCE = 0.01
+
+
+def additions(db: sqlite3.Connection, measurement_id: int, values: dict[str, float],
+              vendor_metrics: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+    """The readings and vendor values a record adds to a stored weigh-in: those it lacks (what the
+    device sent live wins), less vendor values equal to a metric it already shows."""
+    readings_text, vendor_text, metrics_text = db.execute(
+        "SELECT readings, vendor_metrics, metrics FROM measurements WHERE id = ?", (measurement_id,)).fetchone()
+    readings, vendor, shown = json.loads(readings_text), json.loads(vendor_text), json.loads(metrics_text)
+    added_readings = {name: value for name, value in values.items() if name not in readings}
+    added_vendor = {
+        name: value for name, value in vendor_metrics.items()
+        if name not in vendor and not (name in shown and abs(shown[name]["value"] - value) <= SAME_VALUE_TOLERANCE)
+    }
+    return added_readings, added_vendor
+
+
 def attach(db: sqlite3.Connection, measurement_id: int, values: dict[str, float],
            vendor_metrics: dict[str, float]) -> bool:
-    """Add the values the stored weigh-in lacks (what the device sent live wins); True if any was new."""
-    readings_text, vendor_text = db.execute(
-        "SELECT readings, vendor_metrics FROM measurements WHERE id = ?", (measurement_id,)).fetchone()
-    readings, vendor = json.loads(readings_text), json.loads(vendor_text)
-    added_readings = {name: value for name, value in values.items() if name not in readings}
-    added_vendor = {name: value for name, value in vendor_metrics.items() if name not in vendor}
+    """Add what the record adds to the stored weigh-in (`additions`); True if anything was new."""
+    added_readings, added_vendor = additions(db, measurement_id, values, vendor_metrics)
     if not added_readings and not added_vendor:
         return False
+    readings_text, vendor_text = db.execute(
+        "SELECT readings, vendor_metrics FROM measurements WHERE id = ?", (measurement_id,)).fetchone()
     db.execute("UPDATE measurements SET readings = ?, vendor_metrics = ? WHERE id = ?",
-               (dumps({**readings, **added_readings}), dumps({**vendor, **added_vendor}), measurement_id))
+               (dumps({**json.loads(readings_text), **added_readings}),
+                dumps({**json.loads(vendor_text), **added_vendor}), measurement_id))
     return True

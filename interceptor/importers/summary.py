@@ -1,0 +1,97 @@
+"""What an import did, per file or per cloud account, and the chunked road into the pipeline.
+
+Shared by every importer (export files here, the vendor clouds of issue 15): records go to
+`Pipeline.import_readings` in chunks of `CHUNK`, each one durable transaction, so memory stays flat
+and the server's own writes never wait long behind an import; a dry run asks
+`Pipeline.preview_import` instead and writes nothing. The summary counts new, merged and unchanged
+weigh-ins, and lists every skipped row with its reason (the first `MAX_LISTED`; the rest counted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from interceptor.importers.records import Refusal
+from interceptor.pipeline import Imported, ImportResult, Pipeline
+from interceptor.store.imports import MergeRule, Preview
+from interceptor.store.journal import Reader
+
+T = TypeVar("T")
+
+# Records per transaction: one fsync per chunk, and a scale weighing in meanwhile waits for one chunk.
+CHUNK = 500
+# Skipped rows listed one by one in a summary; a file of garbage is not printed whole.
+MAX_LISTED = 50
+
+Progress = Callable[[int], None]
+
+
+def chunks(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@dataclass
+class Summary:
+    """One source's outcome: `label` names it (a file, an account), `title` its format."""
+
+    label: str
+    title: str
+    new: int = 0
+    merged: int = 0
+    unchanged: int = 0
+    ignored: int = 0  # rows that are not weigh-ins (steps, sleep): neither imported nor refused
+    skipped: int = 0
+    listed: list[Refusal] = field(default_factory=list)
+
+    def skip(self, refusal: Refusal) -> None:
+        self.skipped += 1
+        if len(self.listed) < MAX_LISTED:
+            self.listed.append(refusal)
+
+    def count(self, results: Iterable[ImportResult]) -> None:
+        for result in results:
+            setattr(self, result.outcome, getattr(self, result.outcome) + 1)
+
+    @property
+    def weigh_ins(self) -> int:
+        return self.new + self.merged + self.unchanged
+
+    def lines(self, *, dry_run: bool = False) -> list[str]:
+        would = "would be " if dry_run else ""
+        head = (f"{self.label} ({self.title}): {self.new} {would}new, {self.merged} {would}merged into"
+                f" stored weigh-ins, {self.unchanged} {would}unchanged, {self.skipped} skipped")
+        if self.ignored:
+            head += f", {self.ignored} other row(s) ignored (not weigh-ins)"
+        lines = [head]
+        lines += [f"  skipped {refusal.where}: {refusal.reason}" for refusal in self.listed]
+        if self.skipped > len(self.listed):
+            lines.append(f"  ... and {self.skipped - len(self.listed)} more skipped row(s)")
+        return lines
+
+
+async def import_all(pipeline: Pipeline, items: Iterable[Imported], rule: MergeRule, summary: Summary,
+                     on_progress: Progress | None = None) -> None:
+    """Every item into the journal, a chunk per transaction, counted into `summary`."""
+    for batch in chunks(items):
+        summary.count(await pipeline.import_readings(batch, rule))
+        if on_progress is not None:
+            on_progress(len(batch))
+
+
+def preview_all(pipeline: Pipeline, reader: Reader | None, items: Iterable[Imported], rule: MergeRule,
+                summary: Summary, on_progress: Progress | None = None) -> None:
+    """What `import_all` would count, from a read-only view (None: no journal yet); writes nothing."""
+    seen = Preview()
+    for batch in chunks(items):
+        summary.count(pipeline.preview_import(reader, batch, rule, seen))
+        if on_progress is not None:
+            on_progress(len(batch))

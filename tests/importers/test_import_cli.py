@@ -1,0 +1,200 @@
+"""`interceptor import` and `interceptor export`, run as a user runs them, on the sample files."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+import subprocess
+import zipfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import fitdecode
+import pytest
+
+from tests.conftest import FIXTURES, INTERCEPTOR, run_cli
+
+SAMPLES = FIXTURES / "imports"
+MI_FITNESS = SAMPLES / "20240601_1234567890_MiFitness_hlth_center_fitness_data.csv"
+
+
+def cli(config_path: Path, data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    command = [str(INTERCEPTOR), *args, "--config", str(config_path), "--data-dir", str(data_dir)]
+    return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=60, check=False)
+
+
+def stored(data_dir: Path) -> list[dict]:
+    with sqlite3.connect(data_dir / "journal.sqlite") as db:
+        db.row_factory = sqlite3.Row
+        return [dict(row) for row in db.execute("SELECT * FROM measurements ORDER BY taken_at")]
+
+
+@pytest.mark.parametrize(("name", "args", "new", "skipped"), [
+    ("zepp-life.zip", ["--password"], 3, 3),
+    ("withings.zip", ["--user", "fed"], 2, 2),
+    ("withings-weight-lb.csv", ["--user", "fed"], 1, 0),
+    ("fitbit.zip", ["--user", "fed"], 3, 0),
+    (MI_FITNESS.name, ["--user", "fra"], 2, 1),
+    ("openscale.csv", ["--user", "fra"], 3, 1),
+    ("openscale-2x.csv", ["--user", "fed"], 2, 0),
+    ("smartscaleconnect.csv", [], 2, 1),
+])
+def test_each_format_imports_once_and_a_second_import_changes_nothing(
+        config_path: Path, data_dir: Path, name: str, args: list[str], new: int, skipped: int) -> None:
+    stdin = "zepp-sample\n" if "--password" in args else None
+    first = cli(config_path, data_dir, "import", str(SAMPLES / name), *args, stdin=stdin)
+    assert first.returncode == 0, first.stderr
+    assert f": {new} new, 0 merged into stored weigh-ins, 0 unchanged, {skipped} skipped" in first.stdout
+    assert first.stdout.count("\n  skipped ") == skipped
+    before = stored(data_dir)
+    assert len(before) == new and {row["source"] for row in before} == {"import"}
+    again = cli(config_path, data_dir, "import", str(SAMPLES / name), *args, stdin=stdin)
+    assert f": 0 new, 0 merged into stored weigh-ins, {new} unchanged, {skipped} skipped" in again.stdout
+    assert stored(data_dir) == before
+
+
+def test_zepp_rows_go_to_the_person_of_their_height(config_path: Path, data_dir: Path) -> None:
+    result = cli(config_path, data_dir, "import", str(SAMPLES / "zepp-life.zip"), "--password", stdin="zepp-sample\n")
+    assert "row 5: unknown person: height 172 cm matches nobody in the household; pass --user PERSON" in result.stdout
+    assert [(row["user"], row["device_id"]) for row in stored(data_dir)] == [
+        ("fed", "zepp-life:fed"), ("fra", "zepp-life:fra"), ("fed", "zepp-life:fed")]
+    listed = json.loads(run_cli("measurements", "list", "--format", "json", "--config", str(config_path),
+                                "--data-dir", str(data_dir)).stdout)
+    assert listed[0]["metrics"]["body_fat_pct"] == {"value": 19.5, "unit": "%", "method": "vendor",
+                                                    "confidence": "vendor"}
+    assert listed[0]["metrics"]["muscle_mass_kg"]["value"] == 70.1
+
+
+def test_dry_run_writes_nothing_not_even_a_journal(config_path: Path, data_dir: Path) -> None:
+    result = cli(config_path, data_dir, "import", "--dry-run", "--user", "fra", str(SAMPLES / "openscale.csv"))
+    assert result.returncode == 0, result.stderr
+    assert ": 3 would be new, 0 would be merged into stored weigh-ins, 0 would be unchanged, 1 skipped" in result.stdout
+    assert not (data_dir / "journal.sqlite").exists()
+    cli(config_path, data_dir, "import", "--user", "fra", str(SAMPLES / "openscale.csv"))
+    again = cli(config_path, data_dir, "import", "--dry-run", "--user", "fra", str(SAMPLES / "openscale.csv"))
+    assert ": 0 would be new, 0 would be merged into stored weigh-ins, 3 would be unchanged" in again.stdout
+
+
+def test_a_file_of_one_person_needs_user_in_a_household_of_several(config_path: Path, data_dir: Path) -> None:
+    result = cli(config_path, data_dir, "import", str(SAMPLES / "openscale.csv"))
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith("openScale CSV files hold one person's weigh-ins: pass --user PERSON"
+                                          " (fed, fra)")
+
+
+def test_a_wrong_password_and_a_missing_one_name_the_file(config_path: Path, data_dir: Path) -> None:
+    wrong = cli(config_path, data_dir, "import", str(SAMPLES / "zepp-life.zip"), "--password", stdin="guess\n")
+    assert wrong.returncode == 1
+    assert "zepp-life.zip: BODY/BODY_1612486800000.csv: wrong password; nothing was imported" in wrong.stderr
+    missing = cli(config_path, data_dir, "import", str(SAMPLES / "zepp-life.zip"))
+    assert "is password-protected: pass --password" in missing.stderr
+    assert not (data_dir / "journal.sqlite").exists()
+
+
+def test_a_file_broken_at_its_end_is_refused_whole(config_path: Path, data_dir: Path, tmp_path: Path) -> None:
+    good = (SAMPLES / "openscale.csv").read_text()
+    broken = tmp_path / "openscale.csv"
+    broken.write_text(good + '2024-01-13,07:00:00,,,,,,,,,,"60.0\n')  # an unclosed quote on the last line
+    cli(config_path, data_dir, "import", "--user", "fra", str(SAMPLES / "smartscaleconnect.csv"))
+    before = stored(data_dir)
+    result = cli(config_path, data_dir, "import", "--user", "fra", str(broken))
+    assert result.returncode == 1
+    assert f"{broken} line 6: unexpected end of data; nothing was imported" in result.stderr
+    assert stored(data_dir) == before
+
+
+def test_a_record_of_a_stored_weigh_in_is_merged_into_it(config_path: Path, data_dir: Path, tmp_path: Path) -> None:
+    cli(config_path, data_dir, "import", str(SAMPLES / "smartscaleconnect.csv"))
+    (fred,) = [row for row in stored(data_dir) if row["user"] == "fed"]
+    later = tmp_path / "fred-openscale.csv"  # the same weigh-in, 58 s later and 0.05 kg apart, with an impedance
+    later.write_text("DATE,TIME,IMPEDANCE,WEIGHT\n2024-02-01,07:02:00,480.0,92.35\n")
+    result = cli(config_path, data_dir, "import", "--user", "fed", str(later))
+    assert ": 0 new, 1 merged into stored weigh-ins, 0 unchanged, 0 skipped" in result.stdout
+    (merged,) = [row for row in stored(data_dir) if row["user"] == "fed"]
+    assert merged["id"] == fred["id"]
+    assert json.loads(merged["readings"]) == {"weight_kg": 92.3, "heart_rate_bpm": 64.0, "impedance_ohm": 480.0}
+
+
+def test_an_exported_openscale_csv_reimports_to_the_same_weigh_ins(config_path: Path, data_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    cli(config_path, data_dir, "import", str(SAMPLES / "zepp-life.zip"), "--password", stdin="zepp-sample\n")
+    cli(config_path, data_dir, "import", str(SAMPLES / "smartscaleconnect.csv"))
+    cli(config_path, data_dir, "import", "--user", "fra", str(SAMPLES / "openscale.csv"))
+    exported = tmp_path / "fra.csv"
+    result = cli(config_path, data_dir, "export", "--format", "openscale", "--user", "fra", "-o", str(exported))
+    assert result.returncode == 0, result.stderr
+    lines = exported.read_text().splitlines()
+    assert lines[0] == ("DATE,TIME,BMI,BMR,BODY_FAT,BONE,HEART_RATE,IMPEDANCE,IMPEDANCE_LOW,LBM,MUSCLE,PROTEIN,"
+                        "VISCERAL_FAT,WATER,WEIGHT")
+    assert lines[1].startswith("2021-02-05,07:41:02,23.30,1290.00,30.12,2.30,,,,") and lines[1].endswith(",60.35")
+    before = stored(data_dir)
+    again = cli(config_path, data_dir, "import", "--user", "fra", str(exported))
+    fra = sum(row["user"] == "fra" for row in before)
+    assert f": 0 new, 0 merged into stored weigh-ins, {fra} unchanged, 0 skipped" in again.stdout
+    assert stored(data_dir) == before
+
+
+def _openscale_days(path: Path, days: int) -> None:
+    start = datetime(2020, 1, 1, 7, 0)
+    rows = ["DATE,TIME,BMI,BMR,BODY_FAT,VISCERAL_FAT,WATER,WEIGHT"]
+    for day in range(days):
+        moment = start + timedelta(days=day)
+        rows.append(f"{moment:%Y-%m-%d},{moment:%H:%M:%S},23.1,1980.5,{19 + day % 7 / 10:.1f},9.4,55.2,"
+                    f"{92 + day % 11 / 10:.2f}")
+    path.write_text("\n".join(rows) + "\n")
+
+
+def test_fit_export_splits_at_200_and_decodes_to_the_stored_values(config_path: Path, data_dir: Path,
+                                                                    tmp_path: Path) -> None:
+    history = tmp_path / "history.csv"
+    _openscale_days(history, 450)
+    assert cli(config_path, data_dir, "import", "--user", "fed", str(history)).returncode == 0
+    out = tmp_path / "fit"
+    result = cli(config_path, data_dir, "export", "--format", "fit", "--user", "fed", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"{out}/fed-weight-00{n}.fit: {count} weigh-in(s)"
+                                          for n, count in ((1, 200), (2, 200), (3, 50))]
+    decoded = []
+    for path in sorted(out.glob("*.fit")):
+        with fitdecode.FitReader(io.BytesIO(path.read_bytes()), check_crc=fitdecode.CrcCheck.ENABLED) as fit:
+            messages = [frame for frame in fit if isinstance(frame, fitdecode.FitDataMessage)]
+        (file_id,) = [message for message in messages if message.name == "file_id"]
+        assert file_id.get_value("type") == "weight" and file_id.get_value("manufacturer") == "garmin"
+        decoded += [message for message in messages if message.name == "weight_scale"]
+    rows = stored(data_dir)
+    assert len(decoded) == len(rows) == 450
+    for message, row in zip(decoded, rows, strict=True):
+        metrics = json.loads(row["metrics"])
+        assert message.get_value("timestamp") == datetime.fromtimestamp(row["taken_at"], UTC)
+        assert message.get_value("weight") == pytest.approx(json.loads(row["readings"])["weight_kg"], abs=0.005)
+        assert message.get_value("percent_fat") == pytest.approx(metrics["body_fat_pct"]["value"], abs=0.005)
+        assert message.get_value("percent_hydration") == pytest.approx(metrics["water_pct"]["value"], abs=0.005)
+        assert message.get_value("bmi") == pytest.approx(metrics["bmi"]["value"], abs=0.05)
+        assert message.get_value("basal_met") == pytest.approx(metrics["bmr_kcal"]["value"], abs=0.125)
+        assert message.get_value("visceral_fat_rating") == 9  # 9.4 in the journal: Garmin takes integers only
+
+
+def test_csv_and_json_export_use_the_vocabulary(config_path: Path, data_dir: Path, tmp_path: Path) -> None:
+    cli(config_path, data_dir, "import", str(SAMPLES / "smartscaleconnect.csv"))
+    as_csv = cli(config_path, data_dir, "export", "--format", "csv", "--since", "2024-02-01")
+    header = as_csv.stdout.splitlines()[0].split(",")
+    assert {"weight_kg", "heart_rate_bpm", "body_fat_pct", "body_fat_pct_method"} <= set(header)
+    as_json = json.loads(cli(config_path, data_dir, "export", "--format", "json", "--user", "fra").stdout)
+    assert [item["readings"]["weight_kg"] for item in as_json] == [60.5]
+    assert as_json[0]["metrics"]["skeletal_muscle_mass_kg"]["value"] == 22.3
+
+
+def test_a_zip_member_claiming_two_gigabytes_is_refused_by_name(config_path: Path, data_dir: Path,
+                                                               tmp_path: Path) -> None:
+    bomb = tmp_path / "export.zip"
+    with zipfile.ZipFile(bomb, "w") as archive:
+        archive.writestr("BODY/BODY_1.csv", "time,weight,height,bmi,fatRate,bodyWaterRate\n")
+    data = bytearray(bomb.read_bytes())
+    central = data.rindex(b"PK\x01\x02")
+    data[central + 24:central + 28] = (2_000_000_000).to_bytes(4, "little")  # uncompressed size
+    bomb.write_bytes(bytes(data))
+    result = cli(config_path, data_dir, "import", "--user", "fed", str(bomb))
+    assert result.returncode == 1
+    assert (f"{bomb}: BODY/BODY_1.csv claims 2.0 GB uncompressed, over the 64 MB a weight export can be:"
+            " not inflating it; nothing was imported") in result.stderr
