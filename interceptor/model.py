@@ -7,6 +7,7 @@ DESIGN.md vocabulary and are the same in JSON, journal, InfluxDB, MQTT and CSV.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -106,15 +107,25 @@ class Reading(BaseModel):
         return f"{self.source}:{self.device_id}:{self.kind}:{int(self.taken_at.timestamp())}"
 
 
-class Metric(BaseModel):
-    """One computed (or vendor-reported) quantity; never shown without the method behind it."""
+Confidence = Literal["vendor", "vendor-approximate", "literature", "anthropometric", "calibrated"]
 
-    model_config = ConfigDict(frozen=True)
+
+@dataclass(slots=True)
+class Metric:
+    """One computed (or vendor-reported) quantity; never shown without the method behind it.
+
+    A plain slotted dataclass, not a pydantic model: a weigh-in carries some twenty of them, built by
+    the composition engine and read back from the journal on every row, where pydantic's construction
+    and dump cost more than everything else about them (every producer is this codebase). Not frozen
+    either, which would double its construction cost: nothing changes a Metric once made."""
 
     value: float
     unit: str
     method: str
-    confidence: Literal["vendor", "vendor-approximate", "literature", "anthropometric", "calibrated"]
+    confidence: Confidence
+
+    def as_json(self) -> dict[str, object]:
+        return {"value": self.value, "unit": self.unit, "method": self.method, "confidence": self.confidence}
 
 
 class Measurement(BaseModel):
@@ -150,7 +161,7 @@ class Measurement(BaseModel):
             "user": self.user,
             "assigned_by": self.assignment,
             "readings": dict(self.readings),
-            "metrics": {name: metric.model_dump() for name, metric in self.metrics.items()},
+            "metrics": {name: metric.as_json() for name, metric in self.metrics.items()},
             "refusals": dict(self.refusals),
             "raw": dict(self.raw),
         }

@@ -11,10 +11,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from interceptor.model import METRIC_UNITS, Metric
+from interceptor.model import METRIC_UNITS, Confidence, Metric
 
 Sex = Literal["male", "female"]
-Confidence = Literal["vendor", "vendor-approximate", "literature", "anthropometric", "calibrated"]
 VisceralVariant = Literal["holtek", "legacy"]
 BmrEquation = Literal["mifflin1990", "harris_benedict1919", "roza_shizgal1984", "schofield1985"]
 FfmEquation = Literal["sun2003", "lee2015", "lukaski1985"]
@@ -129,7 +128,7 @@ class Composition:
 
     def as_json(self) -> dict[str, object]:
         return {
-            "metrics": {name: metric.model_dump() for name, metric in self.metrics.items()},
+            "metrics": {name: metric.as_json() for name, metric in self.metrics.items()},
             "refusals": dict(self.refusals),
         }
 

@@ -125,4 +125,4 @@ def reading(row: tuple) -> Reading:
 
 
 def metrics_text(metrics: Mapping[str, Metric]) -> str:
-    return dumps({name: metric.model_dump() for name, metric in metrics.items()})
+    return dumps({name: metric.as_json() for name, metric in metrics.items()})
