@@ -71,7 +71,7 @@ class InterceptLog:
         found = []
         for (client, name, qtype), entry in reversed(self._asked.items()):
             rcode, addresses = _decode(entry.reply)
-            found.append(Answered(client, name_text(name), str(QTYPE.get(qtype, qtype)), entry.count,
+            found.append(Answered(client, name_text(name).rstrip(".") or ".", str(QTYPE.get(qtype, qtype)), entry.count,
                                   entry.first + shift, entry.last + shift, rcode, addresses))
         return found
 

@@ -123,6 +123,13 @@ def nice_step(span: float, ticks: int = 4) -> float:
     return next(step * power for step in (1, 2, 5, 10) if step * power >= raw)
 
 
+def stone_step(span: float, ticks: int = 4) -> float:
+    """For people who read stones (values in pounds): gridlines a whole number of half-stones apart."""
+    raw = max(span, 1e-9) / ticks
+    return nice_step(span, ticks) if raw <= 5 else next(s for s in (7, 14, 28, 70, 140, 280) if s >= raw) \
+        if raw <= 280 else nice_step(span, ticks)
+
+
 def _date_ticks(first: date, last: date) -> list[tuple[date, str]]:
     span = (last - first).days
     ticks: list[tuple[date, str]] = []
@@ -147,17 +154,17 @@ def _date_ticks(first: date, last: date) -> list[tuple[date, str]]:
 
 
 def svg(values: Series, *, title: str, tick_text: Callable[[float], str], goal: float | None = None,
-        goal_text: str = "", css_class: str = "chart") -> str:
+        goal_text: str = "", css_class: str = "chart", step_for: Callable[[float], float] = nice_step) -> str:
     """The chart as an `<svg>` element scaled by CSS; `title` names it for screen readers."""
     points, average = values.values, values.average
     head = (f'<svg class="{css_class}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img"><title>{escape(title)}</title>')
     if not points:
-        return f'{head}<text class="empty" x="{WIDTH / 2}" y="{HEIGHT / 2}">no weigh-ins in this range</text></svg>'
+        return f'{head}<text class="empty" x="{WIDTH / 2}" y="{HEIGHT / 2}">nothing to draw in this range</text></svg>'
     low = min(min(p.value for p in points), min(p.value for p in average))
     high = max(max(p.value for p in points), max(p.value for p in average))
     if goal is not None:
         low, high = min(low, goal), max(high, goal)
-    step = nice_step(high - low)
+    step = step_for(high - low)
     low = math.floor(low / step) * step
     high = max(math.ceil(high / step) * step, low + step)
     first, last = points[0].day, points[-1].day

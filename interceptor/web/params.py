@@ -20,7 +20,7 @@ DEFAULT_RANGE = "3m"
 EXTRA_CHARTS = ("fat", "muscle", "water")
 MAX_ID = 2**63 - 1
 MAX_TEXT = 80  # longer than any valid value: nothing longer is even looked at
-_CURSOR = re.compile(r"(-?\d{1,12}(?:\.\d{1,9})?)_(\d{1,19})")
+_CURSOR = re.compile(r"(-?\d{1,20}(?:\.\d{1,20})?(?:e[-+]?\d{1,3})?)_(\d{1,19})")  # repr(float)_id
 _SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 

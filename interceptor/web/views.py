@@ -245,11 +245,12 @@ def person_page(reader: Reader, config: Config, person: Person, now: datetime, r
             folders[name].add(point.taken_at, wanted[name](point))
     days = {name: folders[name].result() for name in names}
     span = "all weigh-ins" if start is None else f"the last {RANGES[range_name].days} days"  # type: ignore[union-attr]
-    charts = [Chart("weight", f"Weight of {person.name}, {span}", chart.svg(
-        chart.series(days["weight"]), title=f"Weight of {person.name}, {span}",
-        tick_text=lambda v: words.axis_weight(v, unit),
+    weight_series = chart.series([chart.DayValue(d.day, words.in_unit(d.value, unit)) for d in days["weight"]])
+    title = f"Weight of {person.name}, {span}"
+    charts = [Chart("weight", title, chart.svg(
+        weight_series, title=title, tick_text=lambda v: words.axis_weight(v, unit),
         goal=words.in_unit(person.goal_weight_kg, unit) if person.goal_weight_kg else None,
-        goal_text="goal"), chart.series(days["weight"]))]
+        goal_text="goal", step_for=chart.stone_step if unit == "st" else chart.nice_step), weight_series)]
     for name in shown:
         metric = EXTRA_METRICS[name]
         to_unit = (lambda v: words.in_unit(v, unit)) if metric.endswith("_kg") else (lambda v: v)

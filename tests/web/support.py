@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import re
 import time
 from pathlib import Path
@@ -15,7 +16,8 @@ from interceptor.withings import scale
 from tests.conftest import HOUSEHOLD_TOML, Served
 
 # Fred reads kilograms (the household's unit); Franziska reads stones, and has a goal.
-WEB_HOUSEHOLD_TOML = HOUSEHOLD_TOML.replace("height_cm = 161\n", 'height_cm = 161\nweight_unit = "st"\ngoal_weight_kg = 55\n')
+WEB_HOUSEHOLD_TOML = HOUSEHOLD_TOML.replace("height_cm = 161\n",
+                                            'height_cm = 161\nweight_unit = "st"\ngoal_weight_kg = 55\n')
 FRED_DAYS = 40
 GUEST_USERID = 424242  # an id no person has, so a weigh-in far from everyone stays unclaimed
 
@@ -43,7 +45,9 @@ def fill(served: Served) -> None:
         await guest(served, 31_200, now - 900)
         await guest(served, 120_500, now - 600)
 
-    asyncio.run(talk())
+    # On a thread of its own: Playwright's synchronous API keeps an event loop running in the test's thread.
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, talk()).result()
 
 
 async def guest(served: Served, grams: int, meastime: int) -> None:

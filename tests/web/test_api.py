@@ -7,13 +7,14 @@ import asyncio
 import csv
 import io
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Served, start_server
+from tests.conftest import INTERCEPTOR, Served, free_port, start_server, wait_for_port
 from tests.web.support import FRED_DAYS, client, csrf_token, fill, guest, hidden_csrf, write_config
 
 
@@ -75,7 +76,7 @@ async def test_person_page_data_ranges_charts_and_bad_input(served: Served) -> N
 
 
 async def test_table_pages_follow_the_older_cursor(served: Served) -> None:
-    status, first = await get_json(served, "/api/v1/people/fed?range=all")
+    _, first = await get_json(served, "/api/v1/people/fed?range=all")
     assert len(first["weigh_ins"]) == FRED_DAYS  # below the page size: no cursor
     assert first["older"] is None
     ids = [row["id"] for row in first["weigh_ins"]]
@@ -267,3 +268,38 @@ async def test_only_allowed_clients_and_with_a_password_only_after_login(tmp_pat
     finally:
         log = server.kill()
     assert "correct horse" not in log and "wrong horse" not in log
+
+
+async def test_health_shows_what_the_dns_responder_told_the_scale(tmp_path: Path) -> None:
+    import dns.message
+    import dns.query
+
+    dns_port, http_port, web_port = free_port(), free_port(), free_port()
+    config = write_config(tmp_path, f'\n[http]\nlisten = "127.0.0.1:{http_port}"\n'
+                                    f'[web]\nlisten = "127.0.0.1:{web_port}"\n'
+                                    f'[dns]\nlisten = ["127.0.0.1:{dns_port}"]\nupstreams = ["127.0.0.1:9"]\n'
+                                    '[[dns.intercept]]\nname = "scalews.withings.net"\naddress = "192.168.1.10"\n')
+    process = subprocess.Popen([str(INTERCEPTOR), "serve", "--config", str(config), "--data-dir", str(tmp_path / "d")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(web_port, process)
+        answer = None
+        for _ in range(50):  # the DNS listeners bind just after the web one
+            try:
+                answer = dns.query.udp(dns.message.make_query("scalews.withings.net", "A"), "127.0.0.1",
+                                       port=dns_port, timeout=0.2)
+                break
+            except (dns.exception.Timeout, ConnectionRefusedError):
+                continue
+        assert answer is not None
+        served = Served(process, http_port, config, tmp_path / "d", tmp_path / "unused.log", web_port)
+        status, health = await get_json(served, "/api/v1/health")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert status == 200 and health["dns"]["enabled"] is True
+    (asked,) = health["dns"]["answers"]
+    assert (asked["client"], asked["name"], asked["type"], asked["addresses"]) == (
+        "127.0.0.1", "scalews.withings.net", "A", ["192.168.1.10"])
+    assert any("asked for scalews.withings.net" in v["text"] and "192.168.1.10" in v["text"] and v["ok"]
+               for v in health["verdicts"])
