@@ -34,17 +34,6 @@ class Cursor:
         return f"{self.taken_at!r}_{self.id}"
 
 
-@dataclass(frozen=True)
-class Point:
-    """One weigh-in as the charts draw it: Unix time and the values they plot (None when absent)."""
-
-    taken_at: float
-    weight_kg: float | None
-    body_fat_pct: float | None
-    muscle_mass_kg: float | None
-    water_pct: float | None
-
-
 def weight_at(reader: Reader, user: str, moment: float) -> tuple[float, float] | None:
     """(taken_at, weight) of the person's last weigh-in at or before `moment` (Unix seconds)."""
     row = reader.db.execute(
@@ -53,26 +42,23 @@ def weight_at(reader: Reader, user: str, moment: float) -> tuple[float, float] |
     return None if row is None else (float(row[0]), float(row[1]))
 
 
-def points(reader: Reader, user: str, since: float | None) -> Iterator[Point]:
-    """The person's weigh-ins from `since` on, oldest first, four numbers each."""
-    cursor = reader.db.execute(
-        f"SELECT taken_at, {_WEIGHT}, json_extract(metrics, '$.body_fat_pct.value'),"
-        " json_extract(metrics, '$.muscle_mass_kg.value'), json_extract(metrics, '$.water_pct.value')"
-        " FROM measurements WHERE user = ? AND kind = 'body' AND taken_at >= ? ORDER BY taken_at, id",
+def points(reader: Reader, user: str, since: float | None, *,
+           with_metrics: bool = False) -> Iterator[tuple[float, float | None, str | None]]:
+    """The person's weigh-ins from `since` on, oldest first, as (Unix time, weight, metrics): `metrics` is a
+    JSON array [body fat %, muscle kg, water %] when asked for, else None (reading the metrics column
+    costs more than everything else here, and the weight chart alone does not need it)."""
+    metrics = ("json_extract(metrics, '$.body_fat_pct.value', '$.muscle_mass_kg.value', '$.water_pct.value')"
+               if with_metrics else "NULL")
+    return reader.db.execute(
+        f"SELECT taken_at, {_WEIGHT}, {metrics} FROM measurements"
+        " WHERE user = ? AND kind = 'body' AND taken_at >= ? ORDER BY taken_at, id",
         (user, since if since is not None else float("-inf")))
-    for taken_at, weight, fat, muscle, water in cursor:
-        yield Point(taken_at, weight, fat, muscle, water)
 
 
-def page(reader: Reader, where: Filter, *, limit: int, after: Cursor | None = None,
-         newest_first: bool = True) -> list[Measurement]:
-    """Up to `limit` weigh-ins past `after`, in the order asked for."""
-    return [rows.measurement(row) for row in _page_rows(reader.db, where.where(), limit, after, newest_first)]
-
-
-def raw_page(reader: Reader, where: Filter, *, limit: int, after: Cursor | None = None) -> list[tuple]:
-    """`page`, oldest first, as raw `measurements.COLUMNS` rows (for CSV, which needs no objects)."""
-    return list(_page_rows(reader.db, where.where(), limit, after, newest_first=False))
+def raw_page(reader: Reader, where: Filter, *, limit: int, after: Cursor | None = None,
+             newest_first: bool = False) -> list[tuple]:
+    """`page` as raw `measurements.COLUMNS` rows, for callers that read their JSON themselves (CSV, the table)."""
+    return list(_page_rows(reader.db, where.where(), limit, after, newest_first))
 
 
 def _page_rows(db: sqlite3.Connection, where: tuple[str, list[object]], limit: int, after: Cursor | None,

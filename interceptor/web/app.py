@@ -261,7 +261,7 @@ class WebPage:
             return refusal(request, _status(error), str(error))
         person = self.config.person(changed.user) if changed.user else None
         unit = self.config.weight_unit(person) if person else self.config.household.weight_unit
-        return web.json_response({"weigh_in": views.row(changed, unit, self.clock(), self.config).as_json()})
+        return web.json_response({"weigh_in": views.row(changed, unit, self.config).as_json()})
 
     # -- devices and health ---------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ do not stretch it. Sans-I/O: values in, SVG text out, every text in it escaped h
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -81,15 +80,16 @@ def daily(samples: Iterable[tuple[float, float | None]], zone: ZoneInfo) -> list
 
 def moving_average(days: list[DayValue], window: int = AVERAGE_DAYS) -> list[DayValue]:
     """For each day, the mean of the daily values in the `window` days ending that day."""
-    kept: deque[DayValue] = deque()
+    ordinals = [point.day.toordinal() for point in days]
+    first = 0
     total = 0.0
     result = []
-    for point in days:
-        kept.append(point)
+    for index, point in enumerate(days):
         total += point.value
-        while kept[0].day <= point.day - timedelta(days=window):
-            total -= kept.popleft().value
-        result.append(DayValue(point.day, total / len(kept)))
+        while ordinals[first] <= ordinals[index] - window:
+            total -= days[first].value
+            first += 1
+        result.append(DayValue(point.day, total / (index - first + 1)))
     return result
 
 
@@ -104,15 +104,20 @@ def series(days: list[DayValue]) -> Series:
 
 
 def _buckets(days: list[DayValue], width: int) -> list[DayValue]:
-    start = days[0].day
+    """Means of `width`-day buckets, each dated by its last day."""
+    start = days[0].day.toordinal()
     result: list[DayValue] = []
-    group: list[DayValue] = []
+    bucket, total, count, last = -1, 0.0, 0, days[0].day
     for point in days:
-        if group and (point.day - start).days // width != (group[0].day - start).days // width:
-            result.append(DayValue(group[-1].day, sum(p.value for p in group) / len(group)))
-            group = []
-        group.append(point)
-    result.append(DayValue(group[-1].day, sum(p.value for p in group) / len(group)))
+        index = (point.day.toordinal() - start) // width
+        if index != bucket and count:
+            result.append(DayValue(last, total / count))
+            total, count = 0.0, 0
+        bucket = index
+        total += point.value
+        count += 1
+        last = point.day
+    result.append(DayValue(last, total / count))
     return result
 
 

@@ -26,7 +26,7 @@ from interceptor.store.measurements import GUEST, Filter
 from interceptor.web import chart, words
 from interceptor.web.params import RANGES, since
 
-TABLE_ROWS = 50
+TABLE_ROWS = 30  # a phone's worth; older ones are a link away
 UNCLAIMED_ROWS = 50
 SPARK_DAYS = 30
 LOW_BATTERY_PCT = 20.0
@@ -51,9 +51,12 @@ class MetricLine:
     confidence_words: str
 
     @classmethod
-    def of(cls, name: str, metric: Metric, unit: str) -> MetricLine:
-        return cls(name, words.label(name), metric.value, words.metric_value(name, metric, unit), metric.method,
-                   words.method(metric.method), metric.confidence, words.confidence(metric.confidence))
+    def of(cls, name: str, metric: Metric | dict[str, Any], unit: str) -> MetricLine:
+        """From a `Metric` or its stored JSON object (the table reads those without building models)."""
+        value, method, confidence = ((metric.value, metric.method, metric.confidence) if isinstance(metric, Metric)
+                                     else (metric["value"], metric["method"], metric["confidence"]))
+        return cls(name, words.label(name), value, words.metric_value(name, value, unit), method,
+                   words.method(method), confidence, words.confidence(confidence))
 
     def as_json(self) -> dict[str, object]:
         return {"name": self.name, "value": self.value, "unit": METRIC_UNITS.get(self.name, ""), "text": self.text,
@@ -140,8 +143,8 @@ def card(reader: Reader, config: Config, person: Person, now: datetime) -> Card:
         goal_text += (": reached" if abs(to_go) < 0.05 else
                       f": {words.weight(abs(to_go), unit)} {'to go' if to_go > 0 else 'below it'}")
     spark_since = now - timedelta(days=SPARK_DAYS)
-    days = chart.daily(((p.taken_at, p.weight_kg) for p in household.points(reader, person.slug,
-                                                                            spark_since.timestamp())), zone)
+    days = chart.daily(((taken_at, weight) for taken_at, weight, _ in
+                        household.points(reader, person.slug, spark_since.timestamp())), zone)
     return Card(person.slug, person.name, unit, latest, words.weight(weight, unit),
                 words.moment(latest.taken_at, now, zone), changes, composition, left_out, person.goal_weight_kg,
                 goal_text,
@@ -176,20 +179,28 @@ def home(reader: Reader, config: Config, now: datetime) -> Home:
 class Row:
     """One weigh-in of the table, with every metric it has and the method behind each."""
 
-    measurement: Measurement
+    id: int
+    taken_at: datetime
     when_text: str
+    weight_kg: float | None
     weight_text: str
+    readings: dict[str, float]
+    device_id: str
+    assignment: str
     metrics: dict[str, MetricLine]
-    assigned_by: str
+    refusals: dict[str, str]
+    user: str | None
+
+    @property
+    def assigned_by(self) -> str:
+        return ASSIGNED_BY.get(self.assignment, self.assignment)
 
     def as_json(self) -> dict[str, object]:
-        item = self.measurement
-        return {"id": item.id, "taken_at": iso_utc(item.taken_at), "when": self.when_text,
-                "weight_kg": item.readings.get("weight_kg"), "weight": self.weight_text,
-                "readings": dict(item.readings), "device_id": item.device_id,
-                "assigned_by": item.assignment, "assigned_by_words": self.assigned_by,
-                "metrics": {name: line.as_json() for name, line in self.metrics.items()},
-                "refusals": dict(item.refusals)}
+        return {"id": self.id, "taken_at": iso_utc(self.taken_at), "when": self.when_text,
+                "weight_kg": self.weight_kg, "weight": self.weight_text, "readings": self.readings,
+                "device_id": self.device_id, "user": self.user, "assigned_by": self.assignment,
+                "assigned_by_words": self.assigned_by,
+                "metrics": {name: line.as_json() for name, line in self.metrics.items()}, "refusals": self.refusals}
 
 
 @dataclass(frozen=True)
@@ -207,7 +218,7 @@ class PersonPage:
     shown: tuple[str, ...]
     charts: list[Chart]
     rows: list[Row]
-    columns: list[tuple[str, str]]  # metric name, label: those present on this page of the table
+    columns: list[tuple[str, str, str]]  # metric, label, its method when every row shares it (else "")
     in_range: int
     after: Cursor | None
     older: Cursor | None
@@ -221,12 +232,26 @@ class PersonPage:
         }
 
 
-def row(item: Measurement, unit: str, now: datetime, config: Config) -> Row:
+def row(item: Measurement, unit: str, config: Config) -> Row:
     weight = item.readings.get("weight_kg")
-    return Row(item, words.day(item.taken_at, config.household.zone),
-               "" if weight is None else words.weight(weight, unit),
-               {name: MetricLine.of(name, item.metrics[name], unit) for name in METRIC_UNITS if name in item.metrics},
-               ASSIGNED_BY.get(item.assignment, item.assignment))
+    return Row(item.id, item.taken_at, words.day(item.taken_at, config.household.zone), weight,
+               "" if weight is None else words.weight(weight, unit), dict(item.readings), item.device_id,
+               item.assignment, {name: MetricLine.of(name, item.metrics[name], unit)
+                                 for name in METRIC_UNITS if name in item.metrics}, dict(item.refusals), item.user)
+
+
+def raw_row(values: tuple, unit: str, config: Config) -> Row:
+    """A `measurements.COLUMNS` row straight from its stored JSON: no models, for a page of the table."""
+    (identifier, _, _, _, device_id, _, user, assignment, taken_at, _, readings_text, metrics_text,
+     refusals_text, _) = values
+    readings = json.loads(readings_text)
+    metrics = json.loads(metrics_text)
+    weight = readings.get("weight_kg")
+    moment = utc_from_unix(taken_at)
+    return Row(identifier, moment, words.day(moment, config.household.zone), weight,
+               "" if weight is None else words.weight(weight, unit), readings, device_id, assignment,
+               {name: MetricLine.of(name, metrics[name], unit) for name in METRIC_UNITS if name in metrics},
+               json.loads(refusals_text), user)
 
 
 def person_page(reader: Reader, config: Config, person: Person, now: datetime, range_name: str,
@@ -235,15 +260,17 @@ def person_page(reader: Reader, config: Config, person: Person, now: datetime, r
     zone = config.household.zone
     start = since(range_name, now)
     start_s = start.timestamp() if start else None
-    # One pass over the range feeds every chart: four numbers per weigh-in, folded into days at once.
-    wanted = {"weight": lambda p: p.weight_kg, "fat": lambda p: p.body_fat_pct,
-              "muscle": lambda p: p.muscle_mass_kg, "water": lambda p: p.water_pct}
-    names = ("weight", *shown)
-    folders = {name: chart.Daily(zone) for name in names}
-    for point in household.points(reader, person.slug, start_s):
-        for name in names:
-            folders[name].add(point.taken_at, wanted[name](point))
-    days = {name: folders[name].result() for name in names}
+    # One pass over the range feeds every chart, folded into days as the rows stream by.
+    weights = chart.Daily(zone)
+    extras = {name: chart.Daily(zone) for name in shown}
+    index = {"fat": 0, "muscle": 1, "water": 2}
+    for taken_at, weight, metrics in household.points(reader, person.slug, start_s, with_metrics=bool(shown)):
+        weights.add(taken_at, weight)
+        if metrics:
+            values = json.loads(metrics)
+            for name, folder in extras.items():
+                folder.add(taken_at, values[index[name]])
+    days = {"weight": weights.result(), **{name: folder.result() for name, folder in extras.items()}}
     span = "all weigh-ins" if start is None else f"the last {RANGES[range_name].days} days"  # type: ignore[union-attr]
     weight_series = chart.series([chart.DayValue(d.day, words.in_unit(d.value, unit)) for d in days["weight"]])
     title = f"Weight of {person.name}, {span}"
@@ -262,14 +289,20 @@ def person_page(reader: Reader, config: Config, person: Person, now: datetime, r
         charts.append(Chart(name, title, chart.svg(series, title=title, tick_text=lambda v, s=suffix: f"{v:g} {s}",
                                                    css_class=f"chart {name}"), series))
     where = Filter(user=person.slug, kind="body", since=start)
-    found = household.page(reader, where, limit=TABLE_ROWS + 1, after=after)
+    found = household.raw_page(reader, where, limit=TABLE_ROWS + 1, after=after, newest_first=True)
     older = None
     if len(found) > TABLE_ROWS:
         found = found[:TABLE_ROWS]
-        older = Cursor(found[-1].taken_at.timestamp(), found[-1].id)
-    rows = [row(item, unit, now, config) for item in found]
-    present = {name for r in rows for name in r.metrics}
-    columns = [(name, words.label(name)) for name in METRIC_UNITS if name in present]
+        older = Cursor(found[-1][8], found[-1][0])
+    rows = [raw_row(values, unit, config) for values in found]
+    methods: dict[str, set[str]] = {}
+    for item in rows:
+        for name, line in item.metrics.items():
+            methods.setdefault(name, set()).add(line.method_words)
+    # A method shared by the whole column is said once, in its head: the same words in every cell are bytes
+    # on a phone, and noise to read.
+    columns = [(name, words.label(name), next(iter(methods[name])) if len(methods[name]) == 1 else "")
+               for name in METRIC_UNITS if name in methods]
     return PersonPage(card(reader, config, person, now), range_name, shown, charts, rows, columns,
                       reader.count(where), after, older)
 
@@ -327,7 +360,7 @@ def unclaimed(reader: Reader, config: Config, now: datetime, latest_weights: dic
         just = reader.measurement(claimed)
         if just is not None and just.kind == "body" and just.assignment in ("manual", GUEST):
             person = config.person(just.user) if just.user else None
-            undo = row(just, config.weight_unit(person) if person else unit, now, config)
+            undo = row(just, config.weight_unit(person) if person else unit, config)
     return Unclaimed(waiting, household.unclaimed_count(reader), older, undo)
 
 

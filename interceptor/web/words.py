@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from interceptor.model import METRIC_UNITS, Metric
+from interceptor.model import METRIC_UNITS
 from interceptor.units import KG_PER_LB, LB_PER_STONE
 
 MINUS = "\u2212"
@@ -104,16 +104,15 @@ def change(kilograms: float, unit: str) -> str:
     return f"{sign}{abs(value):.1f} {'kg' if unit == 'kg' else 'lb'}"
 
 
-def metric_value(name: str, metric: Metric, unit: str) -> str:
+def metric_value(name: str, value: float, unit: str) -> str:
     """A metric in the person's unit: masses follow their weight unit (pounds for stones)."""
     if name.endswith("_kg"):
-        return f"{in_unit(metric.value, unit):.1f} {'kg' if unit == 'kg' else 'lb'}"
-    shown = METRIC_UNITS.get(name, metric.unit)
+        return f"{in_unit(value, unit):.1f} {'kg' if unit == 'kg' else 'lb'}"
     if name == "bmr_kcal":
-        return f"{metric.value:.0f} kcal/day"
+        return f"{value:.0f} kcal/day"
     if name in ("metabolic_age", "visceral_fat", "body_score", "body_type"):
-        return f"{metric.value:.0f}" + (" years" if name == "metabolic_age" else "")
-    return f"{metric.value:.1f} {shown}".rstrip()
+        return f"{value:.0f}" + (" years" if name == "metabolic_age" else "")
+    return f"{value:.1f} {METRIC_UNITS.get(name, '')}".rstrip()
 
 
 def method(name: str) -> str:

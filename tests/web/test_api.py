@@ -77,10 +77,11 @@ async def test_person_page_data_ranges_charts_and_bad_input(served: Served) -> N
 
 async def test_table_pages_follow_the_older_cursor(served: Served) -> None:
     _, first = await get_json(served, "/api/v1/people/fed?range=all")
-    assert len(first["weigh_ins"]) == FRED_DAYS  # below the page size: no cursor
-    assert first["older"] is None
-    ids = [row["id"] for row in first["weigh_ins"]]
-    assert ids == sorted(ids, reverse=True)
+    assert len(first["weigh_ins"]) == 30 and first["older"]  # a page, and where the next one starts
+    _, second = await get_json(served, f"/api/v1/people/fed?range=all&after={first['older']}")
+    assert len(second["weigh_ins"]) == FRED_DAYS - 30 and second["older"] is None
+    ids = [row["id"] for row in first["weigh_ins"] + second["weigh_ins"]]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == FRED_DAYS
 
 
 async def test_csv_is_what_the_range_shows(served: Served) -> None:
