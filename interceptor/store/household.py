@@ -42,17 +42,41 @@ def weight_at(reader: Reader, user: str, moment: float) -> tuple[float, float] |
     return None if row is None else (float(row[0]), float(row[1]))
 
 
-def points(reader: Reader, user: str, since: float | None, *,
-           with_metrics: bool = False) -> Iterator[tuple[float, float | None, str | None]]:
-    """The person's weigh-ins from `since` on, oldest first, as (Unix time, weight, metrics): `metrics` is a
-    JSON array [body fat %, muscle kg, water %] when asked for, else None (reading the metrics column
-    costs more than everything else here, and the weight chart alone does not need it)."""
-    metrics = ("json_extract(metrics, '$.body_fat_pct.value', '$.muscle_mass_kg.value', '$.water_pct.value')"
-               if with_metrics else "NULL")
-    return reader.db.execute(
-        f"SELECT taken_at, {_WEIGHT}, {metrics} FROM measurements"
-        " WHERE user = ? AND kind = 'body' AND taken_at >= ? ORDER BY taken_at, id",
-        (user, since if since is not None else float("-inf")))
+# 1970-01-01 as a proleptic Gregorian ordinal: a local day number plus this is `date.toordinal()`.
+EPOCH_ORDINAL = 719163
+
+
+def day_means(reader: Reader, user: str, since: float, offsets: list[tuple[float, int]], width_days: int, *,
+              with_metrics: bool = False) -> list[tuple[int, float | None, float | None, float | None, float | None]]:
+    """The person's weigh-ins from `since` on, averaged over buckets of `width_days` local days, oldest
+    first: (last local day's ordinal, weight, body fat %, muscle kg, water %), None where nothing was
+    measured. SQLite does the folding, so Python sees at most one row per bucket however long the history.
+
+    `offsets` are the household zone's (start, UTC offset in seconds) periods over the range, oldest
+    first: a weigh-in's local day is its time plus the offset in force then."""
+    cases = " ".join("WHEN taken_at < ? THEN ?" for _ in offsets[1:])
+    parameters: list[object] = []
+    for (start, _), (_, offset) in zip(offsets[1:], offsets, strict=False):
+        parameters += [start, offset]
+    local = f"CASE {cases} ELSE ? END" if cases else "?"
+    parameters.append(offsets[-1][1])
+    metrics = (", avg(json_extract(metrics, '$.body_fat_pct.value')), avg(json_extract(metrics,"
+               " '$.muscle_mass_kg.value')), avg(json_extract(metrics, '$.water_pct.value'))"
+               if with_metrics else ", NULL, NULL, NULL")
+    first_day = int((since + offsets[0][1]) // 86400)
+    rows = reader.db.execute(
+        f"SELECT max(day) + {EPOCH_ORDINAL}, avg(weight){metrics} FROM ("
+        f" SELECT CAST((taken_at + {local}) / 86400 AS INTEGER) AS day, {_WEIGHT} AS weight, metrics"
+        "  FROM measurements WHERE user = ? AND kind = 'body' AND taken_at >= ?)"
+        " GROUP BY (day - ?) / ? ORDER BY 1",
+        [*parameters, user, since, first_day, width_days])
+    return rows.fetchall()
+
+
+def first_weigh_in(reader: Reader, user: str) -> float | None:
+    row = reader.db.execute("SELECT min(taken_at) FROM measurements WHERE user = ? AND kind = 'body'",
+                            (user,)).fetchone()
+    return None if row[0] is None else float(row[0])
 
 
 def raw_page(reader: Reader, where: Filter, *, limit: int, after: Cursor | None = None,

@@ -40,42 +40,32 @@ class Series:
                 for point, average in zip(self.values, self.average, strict=True)]
 
 
-class Daily:
-    """Folds (Unix time, value) samples, oldest first, into the mean of each local day."""
+def zone_offsets(zone: ZoneInfo, start: float, end: float) -> list[tuple[float, int]]:
+    """The zone's UTC offset periods from `start` to `end` (Unix seconds): [(period start, offset s)], for
+    SQL to turn weigh-in times into local days. Sampled weekly, each change bisected to the second."""
 
-    def __init__(self, zone: ZoneInfo) -> None:
-        self.zone = zone
-        self.days: list[DayValue] = []
-        self._day: date | None = None
-        self._total = 0.0
-        self._count = 0
+    def offset(moment: float) -> int:
+        return int(datetime.fromtimestamp(moment, zone).utcoffset().total_seconds())  # type: ignore[union-attr]
 
-    def add(self, taken_at: float, value: float | None) -> None:
-        if value is None or not math.isfinite(value):
-            return
-        moment = datetime.fromtimestamp(taken_at, self.zone).date()
-        if moment != self._day:
-            self._close()
-            self._day, self._total, self._count = moment, 0.0, 0
-        self._total += value
-        self._count += 1
-
-    def _close(self) -> None:
-        if self._count and self._day is not None:
-            self.days.append(DayValue(self._day, self._total / self._count))
-            self._count = 0
-
-    def result(self) -> list[DayValue]:
-        self._close()
-        return self.days
+    periods = [(start, offset(start))]
+    step = 7 * 86400.0
+    moment = start
+    while moment < end:
+        following = min(moment + step, end)
+        if offset(following) != periods[-1][1]:
+            low, high = moment, following  # offset(low) is the current one, offset(high) the next
+            while high - low > 1:
+                middle = (low + high) // 2
+                low, high = (middle, high) if offset(middle) == periods[-1][1] else (low, middle)
+            periods.append((high, offset(high)))
+        moment = following
+    return periods
 
 
-def daily(samples: Iterable[tuple[float, float | None]], zone: ZoneInfo) -> list[DayValue]:
-    """(Unix time, value) oldest first → the mean of each local day's values (days without one left out)."""
-    folder = Daily(zone)
-    for taken_at, value in samples:
-        folder.add(taken_at, value)
-    return folder.result()
+def days_from(rows: Iterable[tuple[int, float | None]]) -> list[DayValue]:
+    """(local day ordinal, mean) rows from the journal, the days without a value left out."""
+    return [DayValue(date.fromordinal(day), value) for day, value in rows
+            if value is not None and math.isfinite(value)]
 
 
 def moving_average(days: list[DayValue], window: int = AVERAGE_DAYS) -> list[DayValue]:
@@ -93,32 +83,14 @@ def moving_average(days: list[DayValue], window: int = AVERAGE_DAYS) -> list[Day
     return result
 
 
-def series(days: list[DayValue]) -> Series:
-    """Moving average over the days, then both thinned to `MAX_POINTS` buckets of equal length."""
-    average = moving_average(days)
-    if len(days) <= MAX_POINTS:
-        return Series(days, average)
-    span = (days[-1].day - days[0].day).days + 1
-    width = math.ceil(span / MAX_POINTS)
-    return Series(_buckets(days, width), _buckets(average, width))
+def series(days: list[DayValue], width_days: int = 1) -> Series:
+    """Points (days, or buckets of `width_days`) and their trailing average over at least 7 days."""
+    return Series(days, moving_average(days, max(AVERAGE_DAYS, width_days)))
 
 
-def _buckets(days: list[DayValue], width: int) -> list[DayValue]:
-    """Means of `width`-day buckets, each dated by its last day."""
-    start = days[0].day.toordinal()
-    result: list[DayValue] = []
-    bucket, total, count, last = -1, 0.0, 0, days[0].day
-    for point in days:
-        index = (point.day.toordinal() - start) // width
-        if index != bucket and count:
-            result.append(DayValue(last, total / count))
-            total, count = 0.0, 0
-        bucket = index
-        total += point.value
-        count += 1
-        last = point.day
-    result.append(DayValue(last, total / count))
-    return result
+def bucket_width(first: date, last: date) -> int:
+    """Days per point so that the range draws at most `MAX_POINTS` points."""
+    return max(1, math.ceil(((last - first).days + 1) / MAX_POINTS))
 
 
 def nice_step(span: float, ticks: int = 4) -> float:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from interceptor import __version__
 from interceptor.config import Config, Person
@@ -142,13 +143,26 @@ def card(reader: Reader, config: Config, person: Person, now: datetime) -> Card:
         to_go = weight - person.goal_weight_kg
         goal_text += (": reached" if abs(to_go) < 0.05 else
                       f": {words.weight(abs(to_go), unit)} {'to go' if to_go > 0 else 'below it'}")
-    spark_since = now - timedelta(days=SPARK_DAYS)
-    days = chart.daily(((taken_at, weight) for taken_at, weight, _ in
-                        household.points(reader, person.slug, spark_since.timestamp())), zone)
+    days = _day_means(reader, person.slug, (now - timedelta(days=SPARK_DAYS)).timestamp(), now, zone)["weight"]
     return Card(person.slug, person.name, unit, latest, words.weight(weight, unit),
                 words.moment(latest.taken_at, now, zone), changes, composition, left_out, person.goal_weight_kg,
                 goal_text,
                 _sparkline(days))
+
+
+def _day_means(reader: Reader, slug: str, start: float | None, now: datetime, zone: ZoneInfo, *,
+               with_metrics: bool = False) -> dict[str, Any]:
+    """Each charted quantity per local day (or per bucket of days, beyond a year), folded by SQLite."""
+    first = start if start is not None else household.first_weigh_in(reader, slug)
+    if first is None:
+        return {"width": 1, "weight": [], **{name: [] for name in EXTRA_METRICS}}
+    end = now.timestamp()
+    width = chart.bucket_width(datetime.fromtimestamp(first, zone).date(), now.astimezone(zone).date())
+    found = household.day_means(reader, slug, first, chart.zone_offsets(zone, first, end), width,
+                                with_metrics=with_metrics)
+    return {"width": width, "weight": chart.days_from((row[0], row[1]) for row in found),
+            **{name: chart.days_from((row[0], row[column]) for row in found)
+               for column, name in enumerate(EXTRA_METRICS, start=2)}}
 
 
 def _change(label: str, delta: float | None, unit: str) -> Change:
@@ -259,20 +273,11 @@ def person_page(reader: Reader, config: Config, person: Person, now: datetime, r
     unit = config.weight_unit(person)
     zone = config.household.zone
     start = since(range_name, now)
-    start_s = start.timestamp() if start else None
-    # One pass over the range feeds every chart, folded into days as the rows stream by.
-    weights = chart.Daily(zone)
-    extras = {name: chart.Daily(zone) for name in shown}
-    index = {"fat": 0, "muscle": 1, "water": 2}
-    for taken_at, weight, metrics in household.points(reader, person.slug, start_s, with_metrics=bool(shown)):
-        weights.add(taken_at, weight)
-        if metrics:
-            values = json.loads(metrics)
-            for name, folder in extras.items():
-                folder.add(taken_at, values[index[name]])
-    days = {"weight": weights.result(), **{name: folder.result() for name, folder in extras.items()}}
+    days = _day_means(reader, person.slug, start.timestamp() if start else None, now, zone, with_metrics=bool(shown))
+    width = days["width"]
     span = "all weigh-ins" if start is None else f"the last {RANGES[range_name].days} days"  # type: ignore[union-attr]
-    weight_series = chart.series([chart.DayValue(d.day, words.in_unit(d.value, unit)) for d in days["weight"]])
+    weight_series = chart.series([chart.DayValue(d.day, words.in_unit(d.value, unit)) for d in days["weight"]],
+                                 width)
     title = f"Weight of {person.name}, {span}"
     charts = [Chart("weight", title, chart.svg(
         weight_series, title=title, tick_text=lambda v: words.axis_weight(v, unit),
@@ -285,7 +290,7 @@ def person_page(reader: Reader, config: Config, person: Person, now: datetime, r
         mass_unit = "kg" if unit == "kg" else "lb"
         suffix = mass_unit if metric.endswith("_kg") else "%"
         title = f"{words.label(metric)} of {person.name}, {span}"
-        series = chart.series(values)
+        series = chart.series(values, width)
         charts.append(Chart(name, title, chart.svg(series, title=title, tick_text=lambda v, s=suffix: f"{v:g} {s}",
                                                    css_class=f"chart {name}"), series))
     where = Filter(user=person.slug, kind="body", since=start)

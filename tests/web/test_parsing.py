@@ -71,21 +71,23 @@ def test_words_a_person_reads() -> None:
     assert words.confidence("literature") == "estimated with a published equation"
 
 
-def test_days_and_the_moving_average() -> None:
-    start = datetime(2025, 1, 1, 6, tzinfo=UTC).timestamp()
-    samples = [(start + day * 86400 + extra, 80.0 + day) for day in range(10) for extra in (0, 3600)
-               if day != 4]  # two weigh-ins a day, none on day 4
-    days = chart.daily(samples, PARIS)
-    assert [d.value for d in days] == [80.0 + day for day in range(10) if day != 4]
+def test_the_zones_offsets_and_the_moving_average() -> None:
+    start = datetime(2025, 1, 1, tzinfo=UTC).timestamp()
+    periods = chart.zone_offsets(PARIS, start, datetime(2025, 12, 31, tzinfo=UTC).timestamp())
+    assert [(datetime.fromtimestamp(at, UTC).isoformat(), offset) for at, offset in periods] == [
+        ("2025-01-01T00:00:00+00:00", 3600), ("2025-03-30T01:00:00+00:00", 7200),
+        ("2025-10-26T01:00:00+00:00", 3600)]  # the EU's clock changes, to the second
+    days = [chart.DayValue(date(2025, 1, 1) + timedelta(days=n), 80.0 + n) for n in range(10) if n != 4]
     average = chart.moving_average(days)
     assert average[-1].value == pytest.approx(sum(80.0 + d for d in (3, 5, 6, 7, 8, 9)) / 6)  # days 3..9
 
 
-def test_a_decade_is_thinned_to_a_bounded_chart() -> None:
-    days = [chart.DayValue(date(2015, 1, 1) + timedelta(days=n), 70 + n % 5) for n in range(3650)]
-    series = chart.series(days)
-    assert len(series.values) <= chart.MAX_POINTS and len(series.average) == len(series.values)
-    svg = chart.svg(series, title="<b>", tick_text=str)
+def test_a_decade_draws_a_bounded_chart() -> None:
+    first, last = date(2015, 1, 1), date(2024, 12, 31)
+    width = chart.bucket_width(first, last)
+    assert width == 10 and (last - first).days / width <= chart.MAX_POINTS
+    days = [chart.DayValue(first + timedelta(days=n), 70 + n % 5) for n in range(0, 3650, width)]
+    svg = chart.svg(chart.series(days, width), title="<b>", tick_text=str)
     assert "<b>" not in svg and len(svg) < 20_000
 
 
