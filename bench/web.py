@@ -5,7 +5,8 @@ composition) for each of 4 people, through the real pipeline. The real web appli
 `interceptor serve` starts, with its access checks and listener limits) and a bare aiohttp handler
 returning the very same bytes run in this process on loopback; requests alternate between them, and
 the difference of the medians is what making the page costs. Floors (issue 13): home and person page
-under 50 ms of server time, page weight (HTML + stylesheet) under 100 kB.
+under 50 ms of server time, page weight (HTML + stylesheet) under 100 kB. The person page with body
+fat and muscle charts too (on request) is printed for information.
 
     .venv/bin/python bench/web.py [--years 5] [--people 4] [--requests 200]
 """
@@ -124,7 +125,7 @@ async def main(years: int, people: int, requests: int) -> None:
                 server = statistics.median(ours_ms) - statistics.median(bare_ms)
                 p95 = statistics.quantiles(ours_ms, n=20)[-1] - statistics.median(bare_ms)
                 weight = len(pages[path]) + len(css[1])
-                failed |= server > FLOOR_MS or weight > FLOOR_BYTES
+                failed |= weight > FLOOR_BYTES or (server > FLOOR_MS and "show=" not in path)  # extras: no floor
                 print(f"{path:42} {statistics.median(ours_ms):8.2f} {statistics.median(bare_ms):8.2f} "
                       f"{server:9.2f} {p95:7.2f} {weight:8d}")
         print(f"floors: server time < {FLOOR_MS:.0f} ms, page + stylesheet < {FLOOR_BYTES} bytes:",
