@@ -27,9 +27,11 @@ DESKTOP = {"width": 1280, "height": 900}
 PAGE_WEIGHT_LIMIT = 100_000
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """One Chromium for the session, with a fresh profile (Playwright makes a temporary user-data-dir)."""
+    """One Chromium for these tests, with a fresh profile (Playwright makes a temporary user-data-dir).
+    Module-scoped, not session-scoped: Playwright's synchronous API keeps an event loop running in the
+    test thread while it is open, which every later test's `asyncio.run` would trip over."""
     if not CHROMIUM.exists():
         pytest.fail("chromium is not installed: run ./scripts/setup.sh --test (scripts/debian-test-packages.txt)")
     from playwright.sync_api import sync_playwright
