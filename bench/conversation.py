@@ -175,7 +175,8 @@ def main() -> None:
         ours_port, bare_port = free_port(), free_port()
         ours = subprocess.Popen(
             [str(Path(sys.executable).parent / "interceptor"), "serve", "--no-dns", "--config", str(config),
-             "--data-dir", str(Path(scratch) / "data"), "--http-listen", f"127.0.0.1:{ours_port}"],
+             "--data-dir", str(Path(scratch) / "data"), "--http-listen", f"127.0.0.1:{ours_port}",
+             "--web-listen", f"127.0.0.1:{free_port()}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(bare_port)],

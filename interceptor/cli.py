@@ -160,6 +160,8 @@ def main(context: click.Context, debug: bool) -> None:
 @common_options
 @click.option("--http-listen", metavar="HOST:PORT",
               help="where the emulated Withings cloud listens (default 0.0.0.0:80)")
+@click.option("--web-listen", metavar="HOST:PORT",
+              help="where the household page listens (default 0.0.0.0:8080)")
 @click.option("--no-dns", is_flag=True, help="do not start the DNS responder")
 @click.option("--query-log", is_flag=True, help="log every DNS query")
 @click.option("--capture", "capture_dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
@@ -168,13 +170,13 @@ def main(context: click.Context, debug: bool) -> None:
               help="with --capture: keep at most this many files (the oldest are removed)")
 @click.option("--capture-max-bytes", type=click.IntRange(min=1), default=100_000_000, show_default=True,
               help="with --capture: keep at most this many bytes of files (the oldest are removed)")
-def serve(http_listen: str | None, no_dns: bool, query_log: bool, capture_dir: Path | None,
+def serve(http_listen: str | None, web_listen: str | None, no_dns: bool, query_log: bool, capture_dir: Path | None,
           capture_max_files: int, capture_max_bytes: int) -> None:
     """Run the emulated Withings cloud (and the DNS responder) until stopped."""
     from interceptor.serve import ServeError, run
     from interceptor.store.journal import JournalError
 
-    config = load(**{"http.listen": http_listen})
+    config = load(**{"http.listen": http_listen, "web.listen": web_listen})
     capture = None
     if capture_dir is not None:
         from interceptor.capture.record import RecordingSettings

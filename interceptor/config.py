@@ -20,8 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from interceptor.ble.settings import BleSettings
 from interceptor.dns.settings import DnsSettings
+from interceptor.hostport import parse_host_port
 from interceptor.nesting import TooDeep, loads_json, loads_toml
 from interceptor.paths import default_data_dir
+from interceptor.web.settings import WebSettings
 
 ENV_PREFIX = "INTERCEPTOR_"
 DEFAULT_CONFIG_PATHS = (Path("interceptor.toml"), Path("/etc/interceptor/interceptor.toml"))
@@ -54,6 +56,10 @@ class Person(_Section):
     weight_range_kg: tuple[float, float] | None = Field(
         default=None, description="[low, high]: weigh-ins outside it are never attributed to this person by weight",
     )
+    weight_unit: Literal["kg", "lb", "st"] | None = Field(
+        default=None, description="how the web page shows this person's weight; default the household's unit",
+    )
+    goal_weight_kg: float | None = Field(default=None, ge=20, le=400, description="drawn as a line on the web page")
 
     @field_validator("weight_range_kg")
     @classmethod
@@ -188,6 +194,7 @@ class Config(_Section):
     withings: WithingsSettings = Field(default_factory=WithingsSettings)
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
     ble: BleSettings = Field(default_factory=BleSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     devices: dict[str, DeviceSettings] = Field(default_factory=dict, description="keyed by MAC address")
 
     @field_validator("devices")
@@ -217,17 +224,9 @@ class Config(_Section):
     def person(self, slug: str) -> Person | None:
         return next((person for person in self.users if person.slug == slug), None)
 
-
-def parse_host_port(value: str) -> tuple[str, int]:
-    """`HOST:PORT`, with IPv6 hosts in brackets (`[::]:53`)."""
-    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([^:\[\]]+):(\d{1,5})", value.strip())
-    if not match:
-        raise ValueError(f"'{value}' is not HOST:PORT; write e.g. '0.0.0.0:80' or '[::]:80'")
-    host = match.group(1) or match.group(3)
-    port = int(match.group(2) or match.group(4))
-    if not 0 <= port <= 65535:
-        raise ValueError(f"port {port} is out of range 0-65535")
-    return host, port
+    def weight_unit(self, person: Person) -> str:
+        """The unit a person reads their weight in: their own, else the household's."""
+        return person.weight_unit or self.household.weight_unit
 
 
 _MAC_PATTERN = re.compile(r"^([0-9a-f]{2})" + r"[:-]?([0-9a-f]{2})" * 5 + "$")

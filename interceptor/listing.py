@@ -41,9 +41,11 @@ CSV_HEADER = [
 ]
 
 
-def write_csv(out: TextIO, found: Iterable[tuple]) -> int:
+def write_csv(out: TextIO, found: Iterable[tuple], *, header: bool = True) -> int:
+    """`header=False` continues a CSV written in pieces (the web page streams it page by page)."""
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_HEADER)
+    if header:
+        writer.writerow(CSV_HEADER)
     count = 0
     for row in found:
         item = rows.measurement(row)

@@ -22,6 +22,7 @@ from interceptor.model import METRIC_UNITS, Measurement, Metric, Reading
 from interceptor.store import imports
 from interceptor.store.imports import MergeRule
 from interceptor.store.journal import Filter, Journal, NewMeasurement, Reader, Stored, Tx
+from interceptor.store.measurements import GUEST
 from interceptor.users import RECENT_WEIGHINS, Assignment, age_in_years, assign_user
 
 log = logging.getLogger(__name__)
@@ -257,14 +258,21 @@ class Pipeline:
         reading, _ = self._reading(tx, measurement_id)
         return tx.revise(measurement_id, self._decide(tx, reading, assignment))
 
-    async def assign(self, measurement_id: int, slug: str | None) -> Measurement:
-        """Attribute a weigh-in to a person by hand (None: to nobody), recompute, re-deliver."""
+    async def assign(self, measurement_id: int, slug: str | None, *, guest: bool = False,
+                     check: Callable[[Measurement], None] | None = None) -> Measurement:
+        """Attribute a weigh-in to a person by hand (None: to nobody), recompute, re-deliver.
+
+        `guest`: nobody in the household stood on the scale (it stops waiting for a person, and sinks
+        file it under `guest`). `check` sees the stored weigh-in in the same transaction and may raise
+        to refuse the change, so two claims of one weigh-in at the same moment cannot both win."""
         if slug is not None and self.config.person(slug) is None:
             raise LookupError(f"{slug!r} is not in the household")
-        assignment = Assignment(slug, "manual" if slug else "none")
+        assignment = Assignment(slug, "manual" if slug else GUEST if guest else "none")
 
         def job(tx: Tx) -> tuple[Measurement, dict[str, float | None]]:
             before = tx.measurement(measurement_id)
+            if before is not None and check is not None:
+                check(before)
             revised = self._revise(tx, measurement_id, assignment)  # raises LookupError for an unknown id
             moved = {before.user if before else None, slug} - {None}
             return revised, {user: tx.latest_weight(user) for user in moved if user}

@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from interceptor.app import create_app
+from interceptor.app import JOURNAL, PIPELINE, create_app
 from interceptor.config import Config
 
 if TYPE_CHECKING:
     from interceptor.capture.record import RecordingSettings
+    from interceptor.web.app import Health
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ class ServeError(Exception):
 
 
 def bind_error_message(what: str, host: str, port: int, error: OSError) -> str:
-    flag = "--http-listen" if what == "HTTP" else "--listen"
+    flag = {"HTTP": "--http-listen", "web": "--web-listen"}.get(what, "--listen")
     if isinstance(error, PermissionError) or error.errno == errno.EACCES:
         return (
             f"{what} port {port} needs privileges: run as root, or grant the capability with"
@@ -48,6 +49,7 @@ async def run(config: Config, *, with_dns: bool = True, query_log: bool = False,
     await runner.setup()
     host, port = config.http.host_port
     dns_server = None
+    web_runner = None
     try:
         site = web.TCPSite(runner, host, port, reuse_address=True)
         if capture is not None:
@@ -68,18 +70,40 @@ async def run(config: Config, *, with_dns: bool = True, query_log: bool = False,
         for address in runner.addresses:
             log.info("Withings cloud listening on http://%s:%s/ (journal %s)", address[0], address[1],
                      config.data_dir / "journal.sqlite")
-        if with_dns and config.dns.enabled:
+        dns = with_dns and config.dns.enabled
+        health = None
+        if config.web.enabled:
+            web_runner, health = await _start_web(config, app, dns)
+        if dns:
             from interceptor.dns.server import DnsStartError, start_dns_server
 
             try:
                 dns_server = await start_dns_server(config.dns, query_log=query_log)
             except DnsStartError as error:
                 raise ServeError(str(error)) from None
+            if health is not None:  # the health page shows what the responder told the scale
+                health.dns_answers, health.dns_clock = dns_server.resolver.intercepts, dns_server.loop.time
         await _wait_for_stop()
     finally:
         if dns_server is not None:
             await dns_server.close()
+        if web_runner is not None:
+            await web_runner.cleanup()
         await runner.cleanup()
+
+
+async def _start_web(config: Config, app: web.Application, dns: bool) -> tuple[web.AppRunner, Health]:
+    """The household page on its own listener, sharing the cloud's journal and pipeline."""
+    from interceptor.web.app import Health
+    from interceptor.web.server import start_web
+    from interceptor.withings.routes import utc_now
+
+    health = Health(dns, tuple(rule.name for rule in config.dns.intercept))
+    host, port = config.web.host_port
+    try:
+        return await start_web(config, app[JOURNAL], app[PIPELINE], health, utc_now), health
+    except OSError as error:
+        raise ServeError(bind_error_message("web", host, port, error)) from None
 
 
 async def _wait_for_stop() -> None:

@@ -91,6 +91,11 @@ class Served:
     config_path: Path
     data_dir: Path
     log_path: Path
+    web_port: int
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         return run_cli(*args, "--config", str(self.config_path), "--data-dir", str(self.data_dir))
@@ -106,14 +111,16 @@ class Served:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
-def start_server(config_path: Path, data_dir: Path, port: int | None = None) -> Served:
+def start_server(config_path: Path, data_dir: Path, port: int | None = None, web_port: int | None = None) -> Served:
+    """Also the household page, on its own free loopback port (never the default 8080 shared by every test)."""
     port = port or free_port()
+    web_port = web_port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / f"serve-{port}.log"  # a file, not a pipe: a full pipe would block the server
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [str(INTERCEPTOR), "serve", "--config", str(config_path), "--data-dir", str(data_dir),
-             "--http-listen", f"127.0.0.1:{port}", "--no-dns"],
+             "--http-listen", f"127.0.0.1:{port}", "--web-listen", f"127.0.0.1:{web_port}", "--no-dns"],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     try:
@@ -122,7 +129,13 @@ def start_server(config_path: Path, data_dir: Path, port: int | None = None) -> 
         process.kill()
         process.wait(timeout=10)
         raise RuntimeError(log_path.read_text()) from None
-    return Served(process, port, config_path, data_dir, log_path)
+    try:
+        wait_for_port(web_port, process)
+    except Exception:
+        process.kill()
+        process.wait(timeout=10)
+        raise RuntimeError(log_path.read_text()) from None
+    return Served(process, port, config_path, data_dir, log_path, web_port)
 
 
 @pytest.fixture

@@ -56,7 +56,8 @@ def test_serve_runs_with_no_config_file_as_an_empty_household(tmp_path: Path) ->
     """No --config, no ./interceptor.toml: an empty household, the journal in $XDG_DATA_HOME."""
     port = free_port()
     process_env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "xdg")}
-    process = subprocess.Popen([str(INTERCEPTOR), "serve", "--no-dns", "--http-listen", f"127.0.0.1:{port}"],
+    process = subprocess.Popen([str(INTERCEPTOR), "serve", "--no-dns", "--http-listen", f"127.0.0.1:{port}",
+                                "--web-listen", f"127.0.0.1:{free_port()}"],
                                cwd=tmp_path, env=process_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         wait_for_port(port, process)
@@ -75,7 +76,7 @@ def test_port_in_use_is_one_clear_line(config_path, data_dir) -> None:
     first = start_server(config_path, data_dir)
     try:
         result = run_cli("serve", "--no-dns", "--config", str(config_path), "--data-dir", str(data_dir),
-                         "--http-listen", f"127.0.0.1:{first.port}")
+                         "--http-listen", f"127.0.0.1:{first.port}", "--web-listen", f"127.0.0.1:{free_port()}")
     finally:
         first.kill()
     assert result.returncode == 1
@@ -94,7 +95,8 @@ def test_a_privileged_port_without_privileges_says_how_to_grant_them() -> None:
     data.chmod(0o777)
     result = subprocess.run(
         ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all", str(INTERCEPTOR),
-         "serve", "--no-dns", "--data-dir", str(data), "--http-listen", "127.0.0.1:80"],
+         "serve", "--no-dns", "--data-dir", str(data), "--http-listen", "127.0.0.1:80", "--web-listen",
+         f"127.0.0.1:{free_port()}"],
         capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(data)}, check=False,
     )
     shutil.rmtree(data)
@@ -122,7 +124,8 @@ def test_serve_also_answers_dns_for_the_scale(tmp_path: Path) -> None:
     dns_port, http_port = free_port(), free_port()
     config = tmp_path / "interceptor.toml"
     config.write_text(f'[http]\nlisten = "127.0.0.1:{http_port}"\n'
-                      f'[dns]\nlisten = ["127.0.0.1:{dns_port}"]\nupstreams = ["127.0.0.1:9"]\n')
+                      f'[dns]\nlisten = ["127.0.0.1:{dns_port}"]\nupstreams = ["127.0.0.1:9"]\n'
+                      f'[web]\nlisten = "127.0.0.1:{free_port()}"\n')
     process = subprocess.Popen([str(INTERCEPTOR), "serve", "--config", str(config), "--data-dir", str(tmp_path / "d")],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from dnslib import QTYPE, RCODE
 
+from interceptor.dns.answers import InterceptLog
 from interceptor.dns.cache import Cache, CacheKey
 from interceptor.dns.clients import NetworkSet, RateLimiter
 from interceptor.dns.notices import Notices
@@ -91,6 +92,7 @@ class Resolver:
         self.in_flight = 0
         self.local_ipv4 = local_ipv4
         self.log_queries = log_queries
+        self.intercepts = InterceptLog()  # what each client was told about intercepted names
 
     def handle(self, data: bytes, client_ip: str, listener_host: str, now: float, tcp: bool) -> bytes | Forward | None:
         """The reply to send, a `Forward` to resolve upstream, or None to stay silent."""
@@ -108,6 +110,7 @@ class Resolver:
         rule = self.rules.match(query, client_ip)
         if rule is not None:
             reply = self._local_answer(query, rule, client_ip, listener_host, now)
+            self.intercepts.record(client_ip, query.qname, query.qtype, reply, now)
             return self._answer(query, client_ip, reply, "intercepted", tcp)
         if query.qtype == TYPE_ANY:
             return self._answer(query, client_ip, minimal_any(query), "any-minimal", tcp)

@@ -14,7 +14,8 @@ SCHEMA_VERSION = 3
 
 # Indexes follow what readers filter on: person and time (the web page, `measurements list --user`,
 # assignment by recent weight, and unassigned weigh-ins, which are user NULL), time alone (`list`,
-# `sync`), device and time (the devices page).
+# `sync`), device and time (the devices page), and the weigh-ins still waiting for a person (the web
+# page's unclaimed list and its banner, which must not walk the hidden guests' weigh-ins).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS measurements (
     id INTEGER PRIMARY KEY,
@@ -37,6 +38,8 @@ CREATE TABLE IF NOT EXISTS measurements (
 CREATE INDEX IF NOT EXISTS measurements_by_time ON measurements (taken_at);
 CREATE INDEX IF NOT EXISTS measurements_by_user ON measurements (user, taken_at);
 CREATE INDEX IF NOT EXISTS measurements_by_device ON measurements (device_id, taken_at);
+CREATE INDEX IF NOT EXISTS measurements_unclaimed ON measurements (taken_at, id)
+    WHERE user IS NULL AND assignment = 'none' AND kind = 'body';
 CREATE TABLE IF NOT EXISTS devices (
     device_id TEXT PRIMARY KEY,
     source TEXT NOT NULL,

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from interceptor.model import Measurement
 from interceptor.store.journal import DeviceReport
+from interceptor.store.measurements import GUEST
 
 UNASSIGNED = "unassigned"
 UNKNOWN_MODEL = "unknown"
@@ -74,7 +75,7 @@ def measurement_tags(measurement: Measurement) -> dict[str, str]:
         "source": measurement.source,
     }
     if measurement.kind == "body":
-        tags["user"] = measurement.user or UNASSIGNED
+        tags["user"] = measurement.user or (GUEST if measurement.assignment == GUEST else UNASSIGNED)
         tags["method"] = composition_method(measurement)
     return tags
 

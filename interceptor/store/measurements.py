@@ -19,6 +19,8 @@ from interceptor.model import Measurement, Metric, Reading, utc_from_unix
 
 # What `Filter.user` takes to mean "the weigh-ins nobody is assigned to".
 UNASSIGNED = "unassigned"
+# The `assignment` of a weigh-in marked "not a household member": nobody's, and no longer waiting for anyone.
+GUEST = "guest"
 
 COLUMNS = (
     "id, identity, kind, source, device_id, device_model, user, assignment, taken_at, received_at, readings,"

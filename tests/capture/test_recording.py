@@ -62,17 +62,17 @@ async def ws50_conversation(port: int, meastime: int) -> None:
 @pytest.fixture
 def recording_server(config_path: Path, data_dir: Path, tmp_path: Path) -> Iterator[tuple[Served, Path]]:
     """`interceptor serve --capture DIR` as a real process on a free loopback port."""
-    port = free_port()
+    port, web_port = free_port(), free_port()
     capture_dir = tmp_path / "captures"
     data_dir.mkdir(parents=True)
     log_path = tmp_path / "serve.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [str(INTERCEPTOR), "serve", "--config", str(config_path), "--data-dir", str(data_dir), "--http-listen",
-             f"127.0.0.1:{port}", "--no-dns", "--capture", str(capture_dir)],
+             f"127.0.0.1:{port}", "--web-listen", f"127.0.0.1:{web_port}", "--no-dns", "--capture", str(capture_dir)],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    served = Served(process, port, config_path, data_dir, log_path)
+    served = Served(process, port, config_path, data_dir, log_path, web_port)
     try:
         wait_for_port(port, process)
         yield served, capture_dir

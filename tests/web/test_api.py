@@ -1,0 +1,306 @@
+"""Every JSON endpoint of the household page against a real `interceptor serve` whose journal was filled by
+real scale conversations; bad input gets a clear 4xx and changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import INTERCEPTOR, Served, free_port, start_server, wait_for_port
+from tests.web.support import FRED_DAYS, client, csrf_token, fill, guest, hidden_csrf, write_config
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    root = tmp_path_factory.mktemp("web-api")
+    server = start_server(write_config(root), root / "data")
+    fill(server)
+    yield server
+    server.kill()
+
+
+def listed(served: Served, *args: str) -> list[dict]:
+    result = served.cli("measurements", "list", "--format", "json", *args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+async def get_json(served: Served, path: str) -> tuple[int, dict]:
+    async with client() as session, session.get(served.web_url + path) as response:
+        return response.status, await response.json()
+
+
+async def test_home_says_each_persons_latest_weight_in_their_unit(served: Served) -> None:
+    status, home = await get_json(served, "/api/v1/home")
+    assert status == 200
+    fred, franziska = home["people"]
+    assert (fred["name"], fred["unit"]) == ("Fred", "kg")
+    assert fred["latest"]["weight"].endswith(" kg") and fred["latest"]["when"].startswith("yesterday")
+    assert [change["over"] for change in fred["changes"]] == ["since " + fred["changes"][0]["over"][6:], "7 days",
+                                                             "30 days"]
+    assert fred["left_out"].startswith("No body fat or muscle: no impedance")  # a weight-only scale says why
+    assert franziska["unit"] == "st" and franziska["latest"]["weight"] == "9 st 1.8 lb"  # 57.95 kg
+    assert franziska["latest"]["when"].startswith(("this ", "tonight"))
+    assert franziska["changes"][0]["text"] == "\u22120.8 lb"  # −0.35 kg since two days ago, in pounds
+    assert franziska["goal"] == "goal 8 st 9.3 lb: 6.5 lb to go"
+    assert home["unclaimed"] >= 2
+
+
+async def test_person_page_data_ranges_charts_and_bad_input(served: Served) -> None:
+    status, page = await get_json(served, "/api/v1/people/fed?range=1m&show=fat,water")
+    assert status == 200 and page["range"] == "1m" and page["show"] == ["fat", "water"]
+    assert page["weigh_ins_in_range"] == 30  # daily, an hour before now, the last 30 of them within 31 days
+    days = page["charts"]["weight"]
+    assert len(days) == 30 and all(abs(day["value"] - 85.5) < 2 for day in days)
+    last_week = [day["value"] for day in days[-7:]]
+    assert days[-1]["average_7d"] == pytest.approx(sum(last_week) / 7)
+    assert page["charts"]["fat"] == []  # a weight-only scale: nothing to draw, and no fake zeros
+    row = page["weigh_ins"][0]
+    assert row["metrics"]["bmi"]["method"] == "bmi" and row["metrics"]["bmi"]["confidence_words"]
+    status, everything = await get_json(served, "/api/v1/people/fed?range=all")
+    assert everything["weigh_ins_in_range"] == FRED_DAYS
+    for query, fragment in (("range=2w", "range '2w' is unknown"), ("show=bmi", "show 'bmi' is unknown"),
+                            ("after=yesterday", "not a page position")):
+        status, error = await get_json(served, f"/api/v1/people/fed?{query}")
+        assert status == 400 and fragment in error["error"]
+    status, error = await get_json(served, "/api/v1/people/zed")
+    assert status == 404 and "nobody called 'zed'" in error["error"]
+
+
+async def test_table_pages_follow_the_older_cursor(served: Served) -> None:
+    _, first = await get_json(served, "/api/v1/people/fed?range=all")
+    assert len(first["weigh_ins"]) == 30 and first["older"]  # a page, and where the next one starts
+    _, second = await get_json(served, f"/api/v1/people/fed?range=all&after={first['older']}")
+    assert len(second["weigh_ins"]) == FRED_DAYS - 30 and second["older"] is None
+    ids = [row["id"] for row in first["weigh_ins"] + second["weigh_ins"]]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == FRED_DAYS
+
+
+async def test_csv_is_what_the_range_shows(served: Served) -> None:
+    async with client() as session, session.get(served.web_url + "/people/fed/weigh-ins.csv?range=1m") as response:
+        assert response.status == 200 and response.headers["Content-Type"].startswith("text/csv")
+        assert 'filename="fed-1m.csv"' in response.headers["Content-Disposition"]
+        rows = list(csv.DictReader(io.StringIO(await response.text())))
+    assert len(rows) == 30 and {row["user"] for row in rows} == {"fed"}
+    assert rows[0]["taken_at"] < rows[-1]["taken_at"] and rows[0]["bmi_method"] == "bmi"
+
+
+async def test_claim_hide_undo_and_every_refusal(served: Served) -> None:
+    meastime = int(time.time()) - 300
+    await guest(served, 71_300, meastime)
+    (waiting,) = [item for item in listed(served, "--user", "unassigned") if item["readings"]["weight_kg"] == 71.3]
+    identifier = waiting["id"]
+    base = served.web_url
+    async with client() as session:
+        token = await csrf_token(session, base)
+        status, unclaimed = await get_json(served, "/api/v1/unclaimed")
+        assert identifier in [item["id"] for item in unclaimed["weigh_ins"]]
+
+        async def post(path: str, data: dict | None = None, *, with_token: bool = True,
+                       as_json: bool = False) -> tuple[int, dict]:
+            headers = {"X-CSRF-Token": token} if with_token else {}
+            body = {"json": data} if as_json else {"data": data or {}}
+            async with session.post(base + path, headers=headers, **body) as response:
+                return response.status, await response.json()
+
+        claim = f"/api/v1/weigh-ins/{identifier}/claim"
+        assert await post(claim, {"person": "fra"}, with_token=False) == (
+            403, {"error": "missing or wrong CSRF token: reload the page and try again"
+                           " (API clients: GET /api/v1/session first)"})
+        status, error = await post(claim, {"person": "zed"})
+        assert status == 422 and "nobody called 'zed'" in error["error"]
+        status, error = await post(claim, {"person": "Fred; DROP"})
+        assert status == 400 and "not a person's slug" in error["error"]
+        status, error = await post(claim, {})
+        assert status == 400 and "say who it was" in error["error"]
+        status, error = await post("/api/v1/weigh-ins/999999/claim", {"person": "fra"})
+        assert status == 404 and "no measurement 999999" in error["error"]
+        status, error = await post("/api/v1/weigh-ins/-1/claim", {"person": "fra"})
+        assert status == 400
+        status, error = await post(f"/api/v1/weigh-ins/{identifier}/frobnicate")
+        assert status == 404
+        (still,) = [item for item in listed(served) if item["id"] == identifier]
+        assert still["user"] is None and still["assigned_by"] == "none"  # nothing changed by any of those
+
+        status, claimed = await post(claim, {"person": "fra"}, as_json=True)
+        assert status == 200 and claimed["weigh_in"]["assigned_by"] == "manual"
+        assert claimed["weigh_in"]["weight"] == "11 st 3.2 lb"  # Franziska reads stones
+        assert claimed["weigh_in"]["metrics"]["bmi"]["value"] == pytest.approx(71.3 / 1.61**2)
+        status, error = await post(claim, {"person": "fed"})
+        assert status == 409 and "already belongs to fra" in error["error"]
+        status, error = await post(f"/api/v1/weigh-ins/{identifier}/hide")
+        assert status == 409
+        status, undone = await post(f"/api/v1/weigh-ins/{identifier}/undo")
+        assert status == 200 and undone["weigh_in"]["assigned_by"] == "none"
+        status, error = await post(f"/api/v1/weigh-ins/{identifier}/undo")
+        assert status == 409 and "nothing to undo" in error["error"]
+
+        status, hidden = await post(f"/api/v1/weigh-ins/{identifier}/hide")
+        assert status == 200 and hidden["weigh_in"]["assigned_by"] == "guest"
+        status, unclaimed = await get_json(served, "/api/v1/unclaimed")
+        assert identifier not in [item["id"] for item in unclaimed["weigh_ins"]]
+        (stored,) = [item for item in listed(served) if item["id"] == identifier]
+        assert stored["user"] is None and stored["assigned_by"] == "guest"
+
+    # A weigh-in that is not a weigh-in (a WS-50 room reading) cannot be claimed either.
+    fred_first = listed(served, "--user", "fed")[0]["id"]
+    async with client() as session:
+        token = await csrf_token(session, base)
+        async with session.post(f"{base}/api/v1/weigh-ins/{fred_first}/undo",
+                                headers={"X-CSRF-Token": token}) as response:
+            assert response.status == 409  # attributed by the scale, not on this page
+
+
+async def test_form_claim_redirects_with_undo(served: Served) -> None:
+    await guest(served, 64_400, int(time.time()) - 200)
+    (waiting,) = [item for item in listed(served, "--user", "unassigned") if item["readings"]["weight_kg"] == 64.4]
+    async with client() as session:
+        async with session.get(served.web_url + "/unclaimed") as response:
+            token = hidden_csrf(await response.text())
+        async with session.post(f"{served.web_url}/weigh-ins/{waiting['id']}/claim",
+                                data={"person": "fed", "csrf": token}, allow_redirects=False) as response:
+            assert response.status == 303
+            assert response.headers["Location"] == f"/unclaimed?claimed={waiting['id']}"
+        async with session.get(served.web_url + response.headers["Location"]) as page:
+            html = await page.text()
+        assert "is now filed under fed" in html and f'action="/weigh-ins/{waiting["id"]}/undo"' in html
+        async with session.post(f"{served.web_url}/weigh-ins/{waiting['id']}/undo", data={"csrf": token},
+                                allow_redirects=False) as response:
+            assert response.status == 303
+    (back,) = [item for item in listed(served) if item["id"] == waiting["id"]]
+    assert back["user"] is None
+
+
+async def test_devices_health_and_session(served: Served) -> None:
+    status, devices = await get_json(served, "/api/v1/devices")
+    (ws50,) = devices["devices"]
+    assert ws50["device_id"] == "00:24:e4:06:59:dc" and ws50["model"] == "WS-50"
+    assert ws50["battery_pct"] == 69 and ws50["firmware"] == "200" and ws50["warnings"] == []
+    assert ws50["last_conversation"]["peer"] == "127.0.0.1"
+    assert ws50["last_conversation"]["paths"]["/cgi-bin/measure"] >= 1
+    status, health = await get_json(served, "/api/v1/health")
+    assert status == 200 and health["version"] and health["journal"]["bytes"] > 0
+    assert health["dns"] == {"enabled": False, "answers": []} and health["outbox"] == []
+    assert any("127.0.0.1 talked" in verdict["text"] for verdict in health["verdicts"])
+    status, session = await get_json(served, "/api/v1/session")
+    assert session["password_required"] is False and len(session["csrf_token"]) == 32
+
+
+async def test_every_response_carries_the_security_headers(served: Served) -> None:
+    async with client() as session:
+        for path in ("/", "/people/fed", "/unclaimed", "/devices", "/health", "/api/v1/home", "/nowhere"):
+            async with session.get(served.web_url + path) as response:
+                assert "script-src" not in response.headers["Content-Security-Policy"]  # default-src 'none'
+                assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+                assert response.headers["Referrer-Policy"] == "no-referrer"
+                assert response.headers["Cache-Control"] == "no-store"
+                cookie = response.headers.get("Set-Cookie", "")
+                assert not cookie or ("HttpOnly" in cookie and "SameSite=Strict" in cookie)
+
+
+async def test_a_slow_client_is_cut_off_and_a_flood_of_connections_is_bounded(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "\n[web]\nrequest_timeout_s = 1\nmax_connections_per_client = 3\n")
+    server = start_server(config, tmp_path / "data")
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.web_port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")  # ... and never the end of the head
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server after 1 s
+        writer.close()
+        held = [await asyncio.open_connection("127.0.0.1", server.web_port) for _ in range(3)]
+        extra_reader, extra_writer = await asyncio.open_connection("127.0.0.1", server.web_port)
+        assert await asyncio.wait_for(extra_reader.read(), 5) == b""  # the fourth is closed at once
+        extra_writer.close()
+        for _, held_writer in held:
+            held_writer.close()
+    finally:
+        log = server.kill()
+    assert "took over 1 s to send its request" in log and "refused a connection from 127.0.0.1" in log
+
+
+async def test_only_allowed_clients_and_with_a_password_only_after_login(tmp_path: Path) -> None:
+    config = write_config(tmp_path, '\n[web]\nallow_clients = ["10.0.0.0/8"]\n')
+    server = start_server(config, tmp_path / "data")
+    try:
+        status, error = await get_json(server, "/api/v1/home")
+        assert status == 403 and "only the household's own network" in error["error"]
+    finally:
+        log = server.kill()
+    assert "web: refused 127.0.0.1: not in [web] allow_clients" in log
+
+    config.write_text(config.read_text().replace('allow_clients = ["10.0.0.0/8"]', 'password = "correct horse"'))
+    server = start_server(config, tmp_path / "data")
+    base = server.web_url
+    try:
+        async with client() as session:
+            status, error = await get_json(server, "/api/v1/home")
+            assert status == 401
+            async with session.get(base + "/", allow_redirects=False) as response:
+                assert response.status == 303 and response.headers["Location"] == "/login"
+            async with session.get(base + "/login") as response:
+                token = hidden_csrf(await response.text())
+            async with session.post(base + "/login", data={"password": "wrong horse", "csrf": token}) as response:
+                assert response.status == 401 and "not the one in" in await response.text()
+            async with session.post(base + "/login", data={"password": "correct horse"}) as response:
+                assert response.status == 403  # no CSRF token: not even a login
+            async with session.post(base + "/login", data={"password": "correct horse", "csrf": token},
+                                    allow_redirects=False) as response:
+                assert response.status == 303
+                cookie = response.headers["Set-Cookie"]
+                assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "correct" not in cookie
+            async with session.get(base + "/api/v1/home") as response:
+                assert response.status == 200
+            async with session.get(base + "/") as response:
+                html = await response.text()
+                assert "Log out" in html and "correct horse" not in html
+            token = await csrf_token(session, base)
+            async with session.post(base + "/logout", data={"csrf": token}, allow_redirects=False) as response:
+                assert response.status == 303
+            async with session.get(base + "/api/v1/home") as response:
+                assert response.status == 401
+    finally:
+        log = server.kill()
+    assert "correct horse" not in log and "wrong horse" not in log
+
+
+async def test_health_shows_what_the_dns_responder_told_the_scale(tmp_path: Path) -> None:
+    import dns.message
+    import dns.query
+
+    dns_port, http_port, web_port = free_port(), free_port(), free_port()
+    config = write_config(tmp_path, f'\n[http]\nlisten = "127.0.0.1:{http_port}"\n'
+                                    f'[web]\nlisten = "127.0.0.1:{web_port}"\n'
+                                    f'[dns]\nlisten = ["127.0.0.1:{dns_port}"]\nupstreams = ["127.0.0.1:9"]\n'
+                                    '[[dns.intercept]]\nname = "scalews.withings.net"\naddress = "192.168.1.10"\n')
+    process = subprocess.Popen([str(INTERCEPTOR), "serve", "--config", str(config), "--data-dir", str(tmp_path / "d")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(web_port, process)
+        answer = None
+        for _ in range(50):  # the DNS listeners bind just after the web one
+            try:
+                answer = dns.query.udp(dns.message.make_query("scalews.withings.net", "A"), "127.0.0.1",
+                                       port=dns_port, timeout=0.2)
+                break
+            except (dns.exception.Timeout, ConnectionRefusedError):
+                continue
+        assert answer is not None
+        served = Served(process, http_port, config, tmp_path / "d", tmp_path / "unused.log", web_port)
+        status, health = await get_json(served, "/api/v1/health")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert status == 200 and health["dns"]["enabled"] is True
+    (asked,) = health["dns"]["answers"]
+    assert (asked["client"], asked["name"], asked["type"], asked["addresses"]) == (
+        "127.0.0.1", "scalews.withings.net", "A", ["192.168.1.10"])
+    assert any("asked for scalews.withings.net" in v["text"] and "192.168.1.10" in v["text"] and v["ok"]
+               for v in health["verdicts"])
