@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from interceptor.ble.settings import BleSettings
 from interceptor.dns.settings import DnsSettings
 from interceptor.hostport import parse_host_port
+from interceptor.importers.xiaomi.settings import XiaomiSettings
 from interceptor.nesting import TooDeep, loads_json, loads_toml
 from interceptor.paths import default_data_dir
 from interceptor.web.settings import WebSettings
@@ -195,6 +196,7 @@ class Config(_Section):
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
     ble: BleSettings = Field(default_factory=BleSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    xiaomi: XiaomiSettings = Field(default_factory=XiaomiSettings)
     devices: dict[str, DeviceSettings] = Field(default_factory=dict, description="keyed by MAC address")
 
     @field_validator("devices")
