@@ -109,8 +109,9 @@ LAZY_COMMANDS = {
     "dns": "interceptor.dns.cli:dns_group",
     "export": "interceptor.exporters.cli:export_command",
     "gateway": "interceptor.ble.cli:gateway_command",
-    "import": "interceptor.importers.cli:import_command",
+    "import": "interceptor.importers.cli:import_group",
     "replay": "interceptor.capture.cli:replay_command",
+    "xiaomi": "interceptor.importers.xiaomi.cli:xiaomi_group",
 }
 
 
@@ -208,7 +209,7 @@ def parse_since(text: str | None, config: Config) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=config.household.zone)
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
+def text_table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
     lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
              for row in [headers, *rows]]
@@ -348,7 +349,7 @@ def list_devices(output: str) -> None:
         "-" if state.battery_pct is None else f"{state.battery_pct:g}%", state.manufacturing_id or "-",
         state.last_seen.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
     ] for state in states]
-    click.echo(_table(["device", "source", "model", "firmware", "battery", "mfgid", "last seen"], rows) if rows
+    click.echo(text_table(["device", "source", "model", "firmware", "battery", "mfgid", "last seen"], rows) if rows
                else "no devices yet")
 
 

@@ -77,10 +77,12 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """The installed `interceptor` command, exactly as a user runs it."""
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            input: str | None = None) -> subprocess.CompletedProcess:
+    """The installed `interceptor` command, exactly as a user runs it; `input` is what they type."""
     return subprocess.run(
-        [str(INTERCEPTOR), *args], capture_output=True, text=True, timeout=60, env=env, cwd=cwd, check=False
+        [str(INTERCEPTOR), *args], capture_output=True, text=True, timeout=60, env=env, cwd=cwd, check=False,
+        input=input,
     )
 
 

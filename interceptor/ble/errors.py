@@ -18,8 +18,8 @@ class MissingBindKey(DecodeError):
 
     def __init__(self, mac: str) -> None:
         super().__init__(
-            f"no bind key for {mac}: this scale encrypts its weigh-ins; add "
-            f'[ble.devices."{mac}"] bind_key = "<32 hex digits>" to the config'
+            f"no bind key for {mac}: this scale encrypts its weigh-ins; run `interceptor xiaomi devices "
+            f'--write-config` to fetch it from your Xiaomi account into [ble.devices."{mac}"] (no restart needed)'
         )
         self.mac = mac
 
@@ -31,6 +31,7 @@ class BindKeyError(DecodeError):
     def __init__(self, mac: str) -> None:
         super().__init__(
             f"wrong or outdated bind key for {mac}: keys change when the scale is reset or re-paired; "
-            f'fetch the current key and update [ble.devices."{mac}"] bind_key (no restart needed)'
+            f"run `interceptor xiaomi devices --write-config` to fetch the current key into "
+            f'[ble.devices."{mac}"] (no restart needed)'
         )
         self.mac = mac

@@ -60,7 +60,7 @@ class BleService:
         self.frame_log = frame_log
         self.clock = clock
         self.aggregator: Aggregator | None = None  # None: rebuild from the frame log before use
-        self._mtime = self._stat()
+        self._file_version = self._stat()
         self._reported: dict[tuple[str, str], float] = {}
 
     @property
@@ -153,19 +153,22 @@ class BleService:
 
     # -- config ---------------------------------------------------------------------------------
 
-    def _stat(self) -> int | None:
+    def _stat(self) -> tuple[int, int] | None:
+        """Modification time and inode: a file replaced atomically (`xiaomi devices --write-config`)
+        is a new inode even when the clock did not tick between the two writes."""
         if self.config_path is None:
             return None
         try:
-            return os.stat(self.config_path).st_mtime_ns
+            found = os.stat(self.config_path)
         except OSError:
             return None
+        return found.st_mtime_ns, found.st_ino
 
     def reload_if_changed(self) -> bool:
-        mtime = self._stat()
-        if mtime == self._mtime:
+        version = self._stat()
+        if version == self._file_version:
             return False
-        self._mtime = mtime
+        self._file_version = version
         try:
             fresh = load_config(self.config_path).ble
         except ConfigError as error:  # messages from load_config never show secret values

@@ -4,6 +4,7 @@ Every file is detected and read in full first: one that cannot be read stops the
 naming the file (and the row) before anything is written. Then each file's weigh-ins go through the
 pipeline in chunks, with a progress bar on a terminal, and a summary per file says what became new,
 what was merged into weigh-ins the journal had, what was there already, and each row skipped and why.
+`interceptor import xiaomi` and `import zepp` read vendor clouds instead (importers/xiaomi, zeppcloud).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from interceptor.importers.files import MAX_MEMBER_BYTES, Data, MappedFile, is_z
 from interceptor.importers.people import People
 from interceptor.importers.records import FormatError, ReadOptions
 from interceptor.importers.summary import Summary, import_all, preview_all
+from interceptor.importers.xiaomi.cli import import_xiaomi_command
+from interceptor.importers.zeppcloud.cli import import_zepp_command
 from interceptor.pipeline import Pipeline
 from interceptor.store.delivery import INFLUX
 from interceptor.store.journal import Journal, JournalError, reader_of
@@ -158,3 +161,27 @@ def _import(config: Config, sources: list[run.Source], sizes: list[int], options
 def _bar(size: int, label: str) -> click.progressbar[int]:
     """A progress bar on a terminal (stderr); nothing otherwise."""
     return click.progressbar(length=max(size, 1), label=f"importing {label}", file=sys.stderr)
+
+
+FILES = "files"
+
+
+class _ImportCommands(click.Group):
+    """`interceptor import xiaomi|zepp` read a vendor cloud; anything else is `import FILE...` (the
+    `files` command), so export files keep their short form and the options may come first."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = [FILES, *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("import", cls=_ImportCommands, context_settings={"help_option_names": ["-h", "--help"]})
+def import_group() -> None:
+    """Bring weigh-ins in: `import FILE...` (export files), `import xiaomi` (Xiaomi Home, Mi Fitness),
+    `import zepp` (Zepp Life). Importing the same weigh-ins again changes nothing."""
+
+
+import_group.add_command(import_command, FILES)
+import_group.add_command(import_xiaomi_command)
+import_group.add_command(import_zepp_command)
