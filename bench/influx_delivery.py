@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from interceptor.config import InfluxSettings  # noqa: E402
 from interceptor.model import Reading  # noqa: E402
 from interceptor.store.delivery import INFLUX, Delivery  # noqa: E402
-from interceptor.store.influx import V1Writer  # noqa: E402
+from interceptor.store.influx import InfluxSender, V1Writer  # noqa: E402
 from interceptor.store.journal import Journal, NewMeasurement, reader_of  # noqa: E402
 from interceptor.store.lineprotocol import LineProtocol, measurement_line  # noqa: E402
 from interceptor.withings.scale import ScaleIdentity, weigh_in  # noqa: E402
@@ -106,7 +106,7 @@ def ours_round(influx: Influx, database: str, journal: Journal, lines: list[str]
     async def drain() -> int:
         writer = V1Writer(InfluxSettings(url=influx.url, database=database, batch_size=BATCH))
         try:
-            return await Delivery(journal, writer, batch_size=BATCH).drain()
+            return await Delivery(journal, InfluxSender(writer), batch_size=BATCH).drain()
         finally:
             await writer.close()
 

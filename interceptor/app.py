@@ -15,10 +15,10 @@ from aiohttp import web
 from interceptor.ble.routes import ble_context, ble_mqtt_context, ble_routes
 from interceptor.config import Config
 from interceptor.pipeline import Clock, Pipeline, utc_now
-from interceptor.store.delivery import INFLUX, Delivery
-from interceptor.store.influx import SinkError, make_writer
+from interceptor.sinks import configured_sinks
+from interceptor.store.delivery import Delivery
+from interceptor.store.influx import InfluxSender, SinkError, make_writer
 from interceptor.store.journal import Journal
-from interceptor.store.lineprotocol import LineProtocol
 from interceptor.store.requestlog import RequestLog
 from interceptor.withings.protocol import MAX_BODY_BYTES
 from interceptor.withings.routes import WithingsCloud
@@ -41,8 +41,7 @@ async def _like_the_real_server(request: web.BaseRequest, response: web.StreamRe
 
 
 def create_app(config: Config, *, clock: Clock = utc_now) -> web.Application:
-    journal = Journal(config.data_dir / "journal.sqlite",
-                      sinks={INFLUX: LineProtocol()} if config.influx.enabled else None)
+    journal = Journal(config.data_dir / "journal.sqlite", sinks=configured_sinks(config))
     request_log = RequestLog(config.data_dir / "requests.sqlite")
     pipeline = Pipeline(journal, config, clock)
     cloud = WithingsCloud(config, pipeline, request_log, clock)
@@ -78,7 +77,7 @@ def _influx_delivery(config: Config, journal: Journal) -> Callable[[web.Applicat
 
     async def context(_: web.Application) -> AsyncIterator[None]:
         writer = make_writer(config.influx)
-        delivery = Delivery(journal, writer, batch_size=config.influx.batch_size)
+        delivery = Delivery(journal, InfluxSender(writer), batch_size=config.influx.batch_size)
         journal.on_queued(delivery.wake)
 
         async def probe_then_run() -> None:

@@ -252,10 +252,9 @@ def _changing(config: Config, *user_errors: type[Exception]) -> Iterator[Pipelin
     """The pipeline over the journal with the configured sinks, so changes are re-delivered; a
     LookupError (or one of `user_errors`) is the user's mistake, told in one line; closed after."""
     from interceptor.pipeline import Pipeline
-    from interceptor.store.delivery import INFLUX
-    from interceptor.store.lineprotocol import LineProtocol
+    from interceptor.sinks import configured_sinks
 
-    pipeline = Pipeline(open_journal(config, {INFLUX: LineProtocol()} if config.influx.enabled else None), config)
+    pipeline = Pipeline(open_journal(config, configured_sinks(config)), config)
     try:
         yield pipeline
     except (LookupError, *user_errors) as error:
@@ -270,6 +269,8 @@ def _revised(config: Config, change: Callable[[Pipeline], Coroutine[Any, Any, Me
     click.echo(json.dumps(measurement.as_json(), indent=2))
     if config.influx.enabled:
         click.echo("queued for InfluxDB: `interceptor serve` delivers it (or run `interceptor sync influx`)", err=True)
+    if config.mqtt.enabled:
+        click.echo("queued for Home Assistant: `interceptor serve` publishes it", err=True)
 
 
 @measurements.command("assign")

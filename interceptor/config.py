@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from interceptor.ble.settings import BleSettings
 from interceptor.dns.settings import DnsSettings
+from interceptor.homeassistant.settings import MqttSettings
 from interceptor.hostport import parse_host_port
 from interceptor.importers.xiaomi.settings import XiaomiSettings
 from interceptor.nesting import TooDeep, loads_json, loads_toml
@@ -197,6 +198,7 @@ class Config(_Section):
     ble: BleSettings = Field(default_factory=BleSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     xiaomi: XiaomiSettings = Field(default_factory=XiaomiSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)  # Home Assistant's broker
     devices: dict[str, DeviceSettings] = Field(default_factory=dict, description="keyed by MAC address")
 
     @field_validator("devices")

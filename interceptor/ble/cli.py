@@ -174,17 +174,15 @@ def replay_command(capture: Path, config_path: Path | None, data_dir: Path | Non
     from interceptor.cli import EXIT_CONFIG, UserError
     from interceptor.config import ConfigError, load_config
     from interceptor.pipeline import Pipeline
-    from interceptor.store.delivery import INFLUX
+    from interceptor.sinks import configured_sinks
     from interceptor.store.journal import Journal, JournalError
-    from interceptor.store.lineprotocol import LineProtocol
 
     try:
         config = load_config(config_path, overrides={"data_dir": str(data_dir) if data_dir else None})
     except ConfigError as error:
         raise UserError(str(error), EXIT_CONFIG) from None
-    sinks = {INFLUX: LineProtocol()} if config.influx.enabled else None
     try:
-        journal = Journal(config.data_dir / "journal.sqlite", sinks)
+        journal = Journal(config.data_dir / "journal.sqlite", configured_sinks(config))
     except JournalError as error:
         raise UserError(str(error)) from None
     replay = _Replay(BleService(config, Pipeline(journal, config), config_path=None, frame_log=FrameLog(None),

@@ -1,10 +1,12 @@
 """Drains a sink's outbox in journal order, in batches, with retry and backoff.
 
 A sink that is down only delays delivery: items stay in the journal's outbox (they survive restarts)
-until the sink accepted them. Delivery is idempotent, because a point's identity in InfluxDB is its
-tags and timestamp; re-sending after a crash between "written" and "marked delivered" overwrites the
-same point. A batch InfluxDB refuses to parse is dropped with an error in the log, since no retry can
-change it; everything else is retried, forever, with exponential backoff capped at `max_backoff`.
+until the sink accepted them. Re-sending after a crash between "sent" and "marked delivered" must be
+harmless, and each sink makes it so: a point's identity in InfluxDB is its tags and timestamp (the
+same point is overwritten); the MQTT sink reads its own retained states back and skips what the
+broker already has. A batch the sink refuses to parse is dropped with an error in the log, since no
+retry can change it; everything else is retried, forever, with exponential backoff capped at
+`max_backoff`. The `Sender` (`store.sink`) is the only sink-specific part.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from interceptor.store.influx import InfluxWriter, SinkError
 from interceptor.store.journal import Journal, OutboxBatch
+from interceptor.store.sink import Sender, SinkError
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,7 @@ class Delivery:
     def __init__(
         self,
         journal: Journal,
-        writer: InfluxWriter,
+        sender: Sender,
         *,
         sink: str = INFLUX,
         batch_size: int = 500,
@@ -36,7 +38,7 @@ class Delivery:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.journal = journal
-        self.writer = writer
+        self.sender = sender
         self.sink = sink
         self.batch_size = batch_size
         self.first_backoff = first_backoff
@@ -51,11 +53,7 @@ class Delivery:
 
     async def _send(self, batch: OutboxBatch) -> SinkError | None:
         try:
-            for retract in batch.retracts:
-                tags = {key: value for key, value in retract.items() if not key.startswith("_")}
-                await self.writer.retract(retract.get("_measurement", "body"), tags, int(retract["_time"]))
-            if batch.payloads:
-                await self.writer.write(batch.payloads)
+            await self.sender.send(batch)
         except SinkError as error:
             return error
         return None
@@ -71,13 +69,13 @@ class Delivery:
                          f" retrying in {delay:g} s")
             return 0
         if error is not None:
-            log.error("%s: dropped a batch of %d item(s) InfluxDB cannot accept (they stay in the journal)",
-                      error, batch.size)
+            log.error("%s: dropped a batch of %d item(s) %s cannot accept (they stay in the journal)",
+                      error, batch.size, self.sender.label)
         # Without fsync: losing this mark in a power cut only means sending the same points again,
         # which overwrites them.
         await self.journal.write(lambda tx: tx.outbox_delivered(self.sink, batch.last_id), durable=False)
         if self.last_error is not None:
-            log.info("InfluxDB delivery works again")
+            log.info("%s delivery works again", self.sender.label)
             self.last_error = None
         return batch.size
 
@@ -99,9 +97,9 @@ class Delivery:
         """Deliver until the outbox is empty or the sink fails (then `last_error` says why); returns
         how many items were settled, each batch also reported to `on_settled` (a progress bar).
 
-        Pipelined: while batch k is on its way to InfluxDB (another process), batch k+1 is read from
+        Pipelined: while batch k is on its way to the sink (another process), batch k+1 is read from
         the journal, and batch k is marked delivered while k+1 is on its way. Marking k after k+1 was
-        sent is safe: a crash in between re-sends k, which overwrites the same points."""
+        sent is safe: a crash in between re-sends k, which the sink takes harmlessly (see above)."""
         settled = 0
         batch = await self._batch(0)
         if batch is None:
@@ -131,7 +129,7 @@ class Delivery:
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bug must not stop delivery for good
-                log.exception("InfluxDB delivery failed unexpectedly; retrying")
+                log.exception("%s delivery failed unexpectedly; retrying", self.sender.label)
                 settled = 0
             if settled:
                 continue

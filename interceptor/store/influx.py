@@ -16,12 +16,8 @@ from typing import Protocol
 import aiohttp
 
 from interceptor.config import InfluxSettings
-
-
-class SinkError(Exception):
-    def __init__(self, message: str, *, retry: bool = True) -> None:
-        super().__init__(message)
-        self.retry = retry
+from interceptor.store.outbox import OutboxBatch
+from interceptor.store.sink import SinkError
 
 
 class InfluxWriter(Protocol):
@@ -202,6 +198,23 @@ class V2Writer:
             raise self._explain(error) from None
         if not alive:
             raise SinkError(f"InfluxDB at {self.url} does not answer its /ping: is [influx] url right?")
+
+
+class InfluxSender:
+    """The outbox's view of InfluxDB: a batch's retractions (points a re-assigned weigh-in leaves
+    behind), then its lines."""
+
+    label = "InfluxDB"
+
+    def __init__(self, writer: InfluxWriter) -> None:
+        self.writer = writer
+
+    async def send(self, batch: OutboxBatch) -> None:
+        for retract in batch.retracts:
+            tags = {key: value for key, value in retract.items() if not key.startswith("_")}
+            await self.writer.retract(retract.get("_measurement", "body"), tags, int(retract["_time"]))
+        if batch.payloads:
+            await self.writer.write(batch.payloads)
 
 
 def make_writer(settings: InfluxSettings) -> InfluxWriter:

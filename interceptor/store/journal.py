@@ -239,7 +239,7 @@ class Tx(Reader):
                     received_at=reading.received_at, readings=dict(reading.values), metrics=dict(item.metrics),
                     refusals=dict(item.refusals), raw=dict(reading.raw),
                 )
-                self._enqueue("measurement", measurement.id, lambda sink, m=measurement: sink.measurement(m))
+                self._enqueue("measurement", measurement.id, lambda sink, m=measurement: sink.measurement(m, self))
             else:
                 row = self.db.execute(f"SELECT {rows.COLUMNS} FROM measurements WHERE identity = ?",
                                       (reading.identity,)).fetchone()
@@ -259,7 +259,7 @@ class Tx(Reader):
         )
         new = old.model_copy(update={"user": item.user, "assignment": item.assignment,
                                      "metrics": dict(item.metrics), "refusals": dict(item.refusals)})
-        self._enqueue("measurement", measurement_id, lambda sink: sink.measurement(new),
+        self._enqueue("measurement", measurement_id, lambda sink: sink.revision(old, new, self),
                       lambda sink: sink.retraction(old, new))
         return new
 
@@ -298,7 +298,7 @@ class Tx(Reader):
             row = self.db.execute("SELECT source, model FROM devices WHERE device_id = ?", (device_id,)).fetchone()
             report = DeviceReport(int(cursor.lastrowid or 0), device_id, row[0], row[1], seen_at, firmware,
                                   battery_pct)
-            self._enqueue("device", report.id, lambda sink: sink.device(report))
+            self._enqueue("device", report.id, lambda sink: sink.device(report, self))
 
     # -- outbox ---------------------------------------------------------------------------------
 
@@ -314,6 +314,13 @@ class Tx(Reader):
     def meta_set(self, key: str, value: str) -> None:
         self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = ?",
                         (key, value, value))
+
+    def next_in_sequence(self, key: str) -> int:
+        """The next value of a durable counter (1, 2, ...): ordered like the transactions that take it."""
+        self.db.execute("INSERT INTO meta (key, value) VALUES (?, '0') ON CONFLICT (key) DO NOTHING", (key,))
+        row = self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = ? RETURNING value",
+                              (key,)).fetchone()
+        return int(row[0])
 
     def meta(self, key: str, default: str) -> str:
         """Read `key`, storing `default` the first time, so the value is stable from then on."""

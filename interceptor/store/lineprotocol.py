@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 
 from interceptor.model import Measurement
-from interceptor.store.journal import DeviceReport
+from interceptor.store.journal import DeviceReport, Tx
 from interceptor.store.measurements import GUEST
 
 UNASSIGNED = "unassigned"
@@ -105,10 +105,14 @@ def device_line(report: DeviceReport) -> str | None:
 class LineProtocol:
     """The InfluxDB sink's renderer for the journal's outbox (`journal.Renderer`)."""
 
-    def measurement(self, measurement: Measurement) -> str | None:
+    def measurement(self, measurement: Measurement, tx: Tx) -> str | None:
         return measurement_line(measurement)
 
-    def device(self, report: DeviceReport) -> str | None:
+    def revision(self, old: Measurement, new: Measurement, tx: Tx) -> str | None:
+        """The new point (a point is overwritten by one with the same tags and time)."""
+        return measurement_line(new)
+
+    def device(self, report: DeviceReport, tx: Tx) -> str | None:
         return device_line(report)
 
     def retraction(self, old: Measurement, new: Measurement) -> dict[str, str] | None:

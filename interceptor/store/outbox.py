@@ -12,9 +12,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from interceptor.model import Measurement
+
+if TYPE_CHECKING:
+    from interceptor.store.journal import Tx
 
 # `last_error` is shown to the user (health page, doctor): bounded, and already free of secrets.
 MAX_ERROR_CHARS = 500
@@ -34,11 +37,18 @@ class DeviceReport:
 
 
 class Renderer(Protocol):
-    """Turns journal items into what one sink sends (InfluxDB: a line of line protocol)."""
+    """Turns journal items into what one sink sends (InfluxDB: a line of line protocol; MQTT: the
+    states the change leaves behind). Called inside the transaction that made the change, with it as
+    `tx`: a sink of states reads what is true after the change (a person's now-latest weigh-in)."""
 
-    def measurement(self, measurement: Measurement) -> str | None: ...
+    def measurement(self, measurement: Measurement, tx: Tx) -> str | None:
+        """A weigh-in or room reading just stored."""
 
-    def device(self, report: DeviceReport) -> str | None: ...
+    def revision(self, old: Measurement, new: Measurement, tx: Tx) -> str | None:
+        """A stored weigh-in decided again (another person, recomputed metrics)."""
+
+    def device(self, report: DeviceReport, tx: Tx) -> str | None:
+        """What a device said about itself (battery, firmware)."""
 
     def retraction(self, old: Measurement, new: Measurement) -> dict[str, str] | None:
         """What identifies `old` in the sink, when `new` will not simply overwrite it; else None."""
