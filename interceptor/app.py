@@ -68,6 +68,10 @@ def create_app(config: Config, *, clock: Clock = utc_now) -> web.Application:
     app.on_cleanup.append(close_stores)
     if config.influx.enabled:
         app.cleanup_ctx.append(_influx_delivery(config, journal))
+    if config.mqtt.enabled:
+        from interceptor.homeassistant.link import homeassistant_context
+
+        app.cleanup_ctx.append(homeassistant_context(config, pipeline))
     return app
 
 

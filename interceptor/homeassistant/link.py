@@ -1,0 +1,304 @@
+"""The MQTT shell inside `serve`: one connection to Home Assistant's broker, kept up, and the outbox
+delivery that publishes through it.
+
+On each connection, before anything is published, our own retained state documents are read back
+(`states.stamp_of`), so a message the broker already holds is not published again; then the
+availability (`online`, retained; the last will says `offline`), the discovery configs, and the
+subscriptions to Home Assistant's birth message (configs again) and to the select's claims (which go
+through `Pipeline.assign`, as `measurements assign` does). A broker that is down or refuses us is
+reported once, in one line, and retried with a growing pause; weigh-ins wait in the outbox meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import ssl
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiomqtt
+from aiohttp import web
+
+from interceptor.config import Config
+from interceptor.homeassistant.commands import ClaimError, excerpt, parse_claim
+from interceptor.homeassistant.discovery import Discovery, scales
+from interceptor.homeassistant.states import SINK, Stamp, stamp_of
+from interceptor.pipeline import Pipeline
+from interceptor.store.delivery import Delivery
+from interceptor.store.journal import UNASSIGNED, Filter
+from interceptor.store.outbox import OutboxBatch
+
+log = logging.getLogger(__name__)
+
+QOS = 1
+FIRST_BACKOFF_S = 1.0
+MAX_BACKOFF_S = 60.0
+READBACK_TIMEOUT_S = 10.0  # reading our retained states back; a broker holds a few dozen of them
+MAX_INCOMING = 1000  # messages queued from the broker before further ones are dropped
+# A message the broker drops the connection over this many times in a row is skipped (logged):
+# one bad message must not stop every later weigh-in from reaching Home Assistant.
+MAX_TRIES_PER_MESSAGE = 3
+BATCH_SIZE = 100
+CONNECTION_REFUSED = {4, 5, 134, 135}  # bad user name or password, not authorised (3.1.1 and 5 codes)
+
+
+class Disconnected(Exception):
+    """The connection went while a message was on its way; it is sent again on the next one."""
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, Disconnected):
+        return "the connection dropped"
+    if isinstance(error, aiomqtt.MqttCodeError) and error.rc is not None:
+        code = getattr(error.rc, "value", error.rc)
+        if code in CONNECTION_REFUSED:
+            return "refused"
+    return str(error) or type(error).__name__
+
+
+class Link:
+    """The connection, re-made whenever it goes; what the broker holds of ours; the configs published."""
+
+    def __init__(self, config: Config, pipeline: Pipeline) -> None:
+        self.settings = config.mqtt
+        self.pipeline = pipeline
+        self.discovery = Discovery(config)
+        self.topics = self.discovery.topics
+        self.where = self.settings.url
+        self.retained: dict[str, Stamp] = {}  # our state topics → the stamp the broker holds
+        self.last_error: str | None = None
+        self._client: aiomqtt.Client | None = None
+        self._ready = asyncio.Event()
+        self._lost: asyncio.Future[None] | None = None
+        self._configs: dict[str, str] = {}  # discovery topic → payload published on this connection
+        self._config_lock = asyncio.Lock()
+
+    # -- for the sender -------------------------------------------------------------------------
+
+    async def connected(self) -> None:
+        await self._ready.wait()
+
+    async def publish(self, topic: str, payload: str) -> None:
+        """Retained, QoS 1, returns once the broker acknowledged; raises Disconnected if the
+        connection goes first (the broker may or may not have it: the next read-back tells)."""
+        if not self._ready.is_set():
+            raise Disconnected
+        await self._publish(topic, payload)
+
+    async def _publish(self, topic: str, payload: str) -> None:
+        client, lost = self._client, self._lost
+        if client is None or lost is None or lost.done():
+            raise Disconnected
+        sending = asyncio.ensure_future(client.publish(topic, payload, qos=QOS, retain=True, timeout=float("inf")))
+        done, _ = await asyncio.wait({sending, lost}, return_when=asyncio.FIRST_COMPLETED)
+        if sending not in done:
+            sending.cancel()
+            raise Disconnected
+        try:
+            sending.result()
+        except aiomqtt.MqttError:
+            raise Disconnected from None
+
+    async def refresh_configs(self) -> None:
+        """Publish the configs that changed since this connection published them (a new scale, a
+        scale that started sending room readings or a new firmware)."""
+        async with self._config_lock:
+            found = await self.pipeline.journal.read(lambda reader: scales(reader, self.discovery))
+            for topic, payload in self.discovery.all(found):
+                if self._configs.get(topic) != payload:
+                    await self._publish(topic, payload)
+                    self._configs[topic] = payload
+
+    # -- the connection -------------------------------------------------------------------------
+
+    def _client_for(self) -> aiomqtt.Client:
+        password = self.settings.password.get_secret_value() if self.settings.password else None
+        context = None
+        if self.settings.tls:
+            context = ssl.create_default_context(cafile=str(self.settings.ca_file) if self.settings.ca_file else None)
+        return aiomqtt.Client(
+            self.settings.host, self.settings.port, username=self.settings.username, password=password,
+            identifier=self.settings.client_id, keepalive=self.settings.keepalive_s, tls_context=context,
+            will=aiomqtt.Will(self.topics.availability, b"offline", qos=QOS, retain=True),
+            max_queued_incoming_messages=MAX_INCOMING, timeout=READBACK_TIMEOUT_S,
+        )
+
+    async def run(self) -> None:
+        """Until cancelled: connect, serve the connection, and after it goes, wait and connect again."""
+        backoff = FIRST_BACKOFF_S
+        while True:
+            try:
+                async with self._client_for() as client:
+                    backoff = FIRST_BACKOFF_S
+                    await self._serve(client)
+            except (aiomqtt.MqttError, Disconnected) as error:
+                self._failed(error, backoff)
+            except Exception:  # a bug or a journal failure must not end publishing for good
+                log.exception("MQTT: the connection to %s failed unexpectedly; reconnecting", self.where)
+            finally:
+                self._down()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    def _failed(self, error: Exception, backoff: float) -> None:
+        """One line per distinct problem, not one per retry."""
+        reason = _reason(error)
+        if reason == "refused":
+            message = (f"the MQTT broker at {self.where} refused our credentials: check the user and password "
+                       f"in [mqtt] url; weigh-ins are kept and published once it accepts them")
+        elif self._ready.is_set():
+            message = f"lost the connection to the MQTT broker at {self.where} ({reason}); reconnecting"
+        else:
+            message = (f"the MQTT broker at {self.where} is unreachable ({reason}): is it running, and is [mqtt] "
+                       f"url right? Weigh-ins are kept and published once it is back")
+        if message == self.last_error:
+            return
+        self.last_error = message
+        if reason == "refused":
+            log.error("%s", message)
+        else:
+            log.warning("%s (next try in %g s)", message, backoff)
+
+    def _down(self) -> None:
+        self._ready.clear()
+        self._client = None
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        self._client, self._lost = client, asyncio.get_running_loop().create_future()
+        self._configs = {}
+        self.retained = await self._read_back(client)
+        await client.subscribe([(self.topics.home_assistant_status, QOS), (self.topics.assign, QOS)])
+        await self._publish(self.topics.availability, "online")
+        await self.refresh_configs()  # before any state: Home Assistant sets entities up from them
+        self._ready.set()
+        log.info("publishing to Home Assistant through the MQTT broker at %s (discovery under %s/, states under %s/)",
+                 self.where, self.settings.discovery_prefix, self.settings.base_topic)
+        self.last_error = None
+        async for message in client.messages:
+            payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+            if message.topic.matches(self.topics.home_assistant_status):
+                if payload == b"online":  # Home Assistant (re)started: it wants the configs again
+                    self._configs = {}
+                    await self.refresh_configs()
+            elif message.topic.matches(self.topics.assign):
+                await self._claim(payload)
+
+    async def _read_back(self, client: aiomqtt.Client) -> dict[str, Stamp]:
+        """What the broker holds on our state topics. Retained messages come right after the
+        subscription; a marker published on the same pattern afterwards comes after them."""
+        held: dict[str, Stamp] = {}
+        marker = self.topics.marker(secrets.token_hex(8))
+        await client.subscribe(self.topics.states, qos=QOS)
+        await client.publish(marker, b"sync", qos=QOS)
+        try:
+            async with asyncio.timeout(READBACK_TIMEOUT_S):
+                async for message in client.messages:
+                    topic = message.topic.value
+                    if topic == marker:
+                        break
+                    payload = message.payload
+                    if message.retain and isinstance(payload, bytes) and (stamp := stamp_of(payload)) is not None:
+                        held[topic] = stamp
+        except TimeoutError:
+            log.warning("MQTT broker at %s: our retained states were not all read back within %g s; some may be "
+                        "published again", self.where, READBACK_TIMEOUT_S)
+        await client.unsubscribe(self.topics.states)
+        return held
+
+    async def _claim(self, payload: bytes) -> None:
+        """A person chosen in Home Assistant for an unassigned weigh-in; refused ones are logged."""
+        journal = self.pipeline.journal
+        try:
+            claim = parse_claim(payload, self.discovery.labels)
+            target = claim.measurement_id
+            if target is None:
+                latest = await journal.read(lambda reader: next(iter(reader.measurements(
+                    Filter(user=UNASSIGNED, kind="body"), limit=1, newest_first=True)), None))
+                if latest is None:
+                    raise ClaimError("there is no unassigned weigh-in to assign")
+                target = latest.id
+            current = await journal.read(lambda reader: reader.measurement(target))
+            if current is not None and current.user is not None:
+                raise ClaimError(f"measurement {target} is already assigned to {current.user} "
+                                 f"(`interceptor measurements assign {target} PERSON` moves it)")
+            await self.pipeline.assign(target, claim.person)
+        except (ClaimError, LookupError) as error:
+            log.warning("Home Assistant asked to assign a weigh-in: %s (payload %s)",
+                        error.args[0] if error.args else error, excerpt(payload))
+            return
+        log.info("measurement %d assigned to %s from Home Assistant", target, claim.person)
+
+    async def close(self) -> None:
+        """Say `offline` ourselves (the will is only for when we vanish)."""
+        if self._ready.is_set():
+            with contextlib.suppress(Disconnected, TimeoutError):
+                async with asyncio.timeout(2):
+                    await self.publish(self.topics.availability, "offline")
+
+
+class MqttSender:
+    """`store.sink.Sender` for the MQTT sink: publishes each item's messages in order, each unless
+    the broker already holds it (or something newer) on its topic. Waits for the broker rather than
+    failing: a weigh-in made while it is down is published as soon as it is back."""
+
+    label = "MQTT"
+
+    def __init__(self, link: Link) -> None:
+        self.link = link
+
+    async def send(self, batch: OutboxBatch) -> None:
+        await self._until_sent(self.link.refresh_configs)
+        for payload in batch.payloads:
+            item: dict[str, Any] = json.loads(payload)
+            stamp = Stamp(item["epoch"], item["seq"])
+            for topic, document in item["messages"]:
+                await self._message(topic, document, stamp)
+
+    async def _message(self, topic: str, document: str, stamp: Stamp) -> None:
+        link = self.link
+        for _ in range(MAX_TRIES_PER_MESSAGE):
+            held = link.retained.get(topic)
+            if held is not None and held.covers(stamp):
+                return  # the broker has it: published before a crash or a lost acknowledgement
+            if await self._until_sent(lambda: link.publish(topic, document)):
+                link.retained[topic] = stamp
+                return
+        log.error("the MQTT broker at %s dropped the connection %d times over the message for %s (%d bytes); "
+                  "skipped it (the journal keeps the weigh-in)", link.where, MAX_TRIES_PER_MESSAGE, topic,
+                  len(document))
+
+    async def _until_sent(self, send: Callable[[], Any]) -> bool:
+        """Wait for a connection and send; False when the connection went during the send."""
+        await self.link.connected()
+        try:
+            await send()
+        except Disconnected:
+            return False
+        return True
+
+
+def homeassistant_context(config: Config, pipeline: Pipeline) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Runs the connection and the MQTT outbox for as long as the application runs."""
+
+    async def context(_: web.Application) -> AsyncIterator[None]:
+        link = Link(config, pipeline)
+        delivery = Delivery(pipeline.journal, MqttSender(link), sink=SINK, batch_size=BATCH_SIZE)
+        pipeline.journal.on_queued(delivery.wake)
+        tasks = [asyncio.create_task(link.run(), name="mqtt-link"),
+                 asyncio.create_task(delivery.run(), name="mqtt-delivery")]
+        yield
+        tasks[1].cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await tasks[1]
+        await link.close()
+        tasks[0].cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await tasks[0]
+
+    return context
