@@ -36,7 +36,9 @@ class Broker:
         self.root = root
         self.port = free_port()
         self.config = root / "mosquitto.conf"
-        lines = [f"listener {self.port} 127.0.0.1", f"log_dest file {root / 'mosquitto.log'}"]
+        # `user root`: started as root, mosquitto would become user mosquitto and could not read the
+        # password file and persistence directory in the test's private temporary directory.
+        lines = [f"listener {self.port} 127.0.0.1", f"log_dest file {root / 'mosquitto.log'}", "user root"]
         if password_file is None:
             lines.append("allow_anonymous true")
         else:

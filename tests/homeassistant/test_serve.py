@@ -1,0 +1,242 @@
+"""A real `interceptor serve` publishing to a real mosquitto, watched by a stand-in for Home Assistant:
+discovery and states after weigh-ins from the scale stand-in and from BLE frames, a claim made with
+the select landing in the journal, and the broker going away and coming back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+from pytest import approx
+
+from interceptor.config import load_config
+from interceptor.users import withings_user_id
+from interceptor.withings import scale
+from tests.ble.conftest import TOKEN, ble_toml
+from tests.ble.streams import s400_weigh_in
+from tests.conftest import run_cli, start_server
+from tests.homeassistant.conftest import BASE, PREFIX, Broker, Observer, mqtt_toml, render, retained, wait_until
+from tests.homeassistant.ha_schema import problems_with
+
+FRED = 2507298  # the scale's id for Fred (HOUSEHOLD_TOML)
+PERSON_FED, PERSON_FRA = f"{BASE}/person/fed/state", f"{BASE}/person/fra/state"
+UNASSIGNED = f"{BASE}/household/unassigned/state"
+HOUSEHOLD_CONFIG = f"{PREFIX}/device/scale_interceptor/config"
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "interceptor.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def weigh(port: int, meastime: int, weight_kg: float, userid: int | None = None) -> None:
+    """The scale stand-in's whole conversation; the scale must get `status 0` whatever the broker does."""
+    conversation = asyncio.run(scale.weigh_in("127.0.0.1", port, userid=userid, meastime=meastime,
+                                              weight_g=round(weight_kg * 1000)))
+    assert conversation.response(2).json()["status"] == 0
+
+
+def listed(served: object) -> list[dict]:
+    result = served.cli("measurements", "list", "--format", "json")  # type: ignore[attr-defined]
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def live_ids(observer: Observer, topic: str) -> list[int]:
+    """The weigh-ins Home Assistant was told about as new states on `topic`, in order."""
+    return [message.json()["measurement_id"] for message in observer.on(topic, retained=False)]
+
+
+def test_weigh_ins_appear_in_home_assistant_and_a_claim_lands_in_the_journal(tmp_path: Path, broker: Broker) -> None:
+    observer = Observer(broker.port)
+    served = start_server(write_config(tmp_path, mqtt_toml(broker.url)), tmp_path / "data")
+    try:
+        now = int(time.time())
+        weigh(served.port, now - 120, 86.1, FRED)
+        weigh(served.port, now - 60, 54.35, 424242)  # a guest id, a weight near nobody's: unassigned
+        wait_until(lambda: observer.latest(UNASSIGNED) and observer.latest(UNASSIGNED)["count"] == 1,
+                   what="the unassigned weigh-in")
+        wait_until(lambda: observer.latest(PERSON_FED), what="Fred's state")
+
+        held = retained(broker.port, f"{PREFIX}/#")
+        assert set(held) == {HOUSEHOLD_CONFIG, f"{PREFIX}/device/scale_interceptor_person_fed/config",
+                             f"{PREFIX}/device/scale_interceptor_person_fra/config",
+                             f"{PREFIX}/device/scale_interceptor_device_0024e40659dc/config"}
+        for topic, payload in held.items():
+            assert problems_with(topic, json.loads(payload)) == [], topic
+        fred = json.loads(held[f"{PREFIX}/device/scale_interceptor_person_fed/config"])["components"]
+        assert float(render(fred["weight"]["value_template"], observer.on(PERSON_FED)[-1].payload)) == approx(86.1)
+        device = observer.latest(f"{BASE}/device/0024e40659dc/state")
+        assert (device["battery"], device["firmware"]) == (69.0, "200")  # the stand-in's session values
+        assert retained(broker.port, f"{BASE}/status") == {f"{BASE}/status": b"online"}
+
+        # Home Assistant's select: Franziska chosen for the weigh-in it shows.
+        select = json.loads(held[HOUSEHOLD_CONFIG])["components"]["assign_latest_weigh_in"]
+        latest = observer.latest(UNASSIGNED)["latest"]
+        command = render(select["command_template"], "Franziska", this={"attributes": latest})
+        observer.client.publish(select["command_topic"], command, qos=1).wait_for_publish(5)
+        wait_until(lambda: observer.latest(PERSON_FRA) is not None, what="Franziska's state")
+        assert observer.latest(PERSON_FRA)["measurement_id"] == latest["measurement_id"]
+        wait_until(lambda: observer.latest(UNASSIGNED)["count"] == 0, what="nothing left to claim")
+        claimed = next(item for item in listed(served) if item["id"] == latest["measurement_id"])
+        assert (claimed["user"], claimed["assigned_by"]) == ("fra", "manual")
+        assert claimed["metrics"]["bmi"]["value"] == observer.latest(PERSON_FRA)["bmi"]
+
+        # A claim Home Assistant cannot make is logged in one line and changes nothing.
+        observer.client.publish(select["command_topic"], "Zed", qos=1).wait_for_publish(5)
+        wait_until(lambda: "'Zed' is not a person of the household" in served.log_path.read_text(), what="refusal")
+    finally:
+        log = served.kill()
+        observer.close()
+    assert "Traceback" not in log
+    assert retained(broker.port, f"{BASE}/status") == {f"{BASE}/status": b"offline"}  # said on the way out
+
+
+def test_ble_frames_reach_the_person_of_the_s400_profile(tmp_path: Path, broker: Broker) -> None:
+    config = write_config(tmp_path, ble_toml(extra=f'\n[mqtt]\nurl = "{broker.url}"\n'))
+    observer = Observer(broker.port)
+    served = start_server(config, tmp_path / "data")
+    try:
+        body = json.dumps({"frames": [frame.to_json() for frame in s400_weigh_in()]}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{served.port}/api/v1/ble/frames", data=body,
+                                         headers={"Authorization": f"Bearer {TOKEN}",
+                                                  "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert len(json.loads(response.read())["measurements"]) == 1
+        wait_until(lambda: observer.latest(PERSON_FED), what="Fred's state from the S400")
+        state = observer.latest(PERSON_FED)
+        assert (state["weight"], state["heart_rate"], state["impedance_low"], state["impedance_high"]) == (
+            69.9, 92.0, 543.2, 497.6)
+        assert state["impedance"] is None and state["body_fat"] is not None
+        assert state["details"]["body_fat"]["method"] == listed(served)[0]["metrics"]["body_fat_pct"]["method"]
+        wait_until(lambda: f"{PREFIX}/device/scale_interceptor_device_8cd0b2f6beef/config" in retained(
+            broker.port, f"{PREFIX}/#", settle_s=0.2), what="the S400's device")
+        s400 = json.loads(retained(broker.port, f"{PREFIX}/#")[
+            f"{PREFIX}/device/scale_interceptor_device_8cd0b2f6beef/config"])
+        assert s400["device"]["name"] == "S400 bathroom" and s400["device"]["manufacturer"] == "Xiaomi"
+    finally:
+        served.kill()
+        observer.close()
+
+
+def test_configs_come_back_after_the_broker_lost_everything(tmp_path: Path, broker: Broker) -> None:
+    served = start_server(write_config(tmp_path, mqtt_toml(broker.url)), tmp_path / "data")
+    try:
+        wait_until(lambda: HOUSEHOLD_CONFIG in retained(broker.port, f"{PREFIX}/#", settle_s=0.2), what="configs")
+        broker.stop(signal.SIGKILL)  # no persistence: its retained messages are gone
+        broker.start()
+        wait_until(lambda: HOUSEHOLD_CONFIG in retained(broker.port, f"{PREFIX}/#", settle_s=0.2), timeout=20,
+                   what="the configs published again")
+        assert retained(broker.port, f"{BASE}/status") == {f"{BASE}/status": b"online"}
+        log = served.log_path.read_text()
+        assert log.count("lost the connection to the MQTT broker") == 1 and "Traceback" not in log
+    finally:
+        served.kill()
+
+
+def test_a_lost_delivered_mark_publishes_nothing_twice(tmp_path: Path, broker: Broker) -> None:
+    """Weigh-ins made while the broker is down wait, are published in order when it is back; and
+    when the marks that say so are lost (a power cut right after publishing), starting again reads
+    our retained states back and publishes nothing twice."""
+    data = tmp_path / "data"
+    config = write_config(tmp_path, mqtt_toml(broker.url))
+    broker.stop()
+    served = start_server(config, data)
+    now = int(time.time())
+    for minute, weight in enumerate((86.4, 86.2, 86.1)):
+        weigh(served.port, now - 600 + 60 * minute, weight, FRED)
+    served.kill()
+    saved = tmp_path / "before-delivery"
+    saved.mkdir()
+    for file in data.glob("journal.sqlite*"):
+        shutil.copy2(file, saved / file.name)  # the outbox as it was: nothing marked delivered
+
+    broker.start()
+    observer = Observer(broker.port)
+    assert observer.subscribed.wait(10)
+    served = start_server(config, data)
+    try:
+        ids = [item["id"] for item in listed(served)]
+        wait_until(lambda: live_ids(observer, PERSON_FED) == ids, what="the three weigh-ins, in order")
+    finally:
+        served.kill()
+    for file in saved.iterdir():
+        shutil.copy2(file, data / file.name)
+    served = start_server(config, data)
+    try:
+        wait_until(lambda: served.log_path.read_text().count("publishing to Home Assistant") == 1, what="connected")
+        time.sleep(1.5)  # room for anything that would be published again
+        assert live_ids(observer, PERSON_FED) == ids
+        with_outbox = run_cli("doctor", "--config", str(config), "--data-dir", str(data))
+        assert "item(s) waiting" not in with_outbox.stdout
+    finally:
+        served.kill()
+        observer.close()
+
+
+def test_no_loss_and_no_duplicate_while_the_broker_is_killed_under_weigh_ins(tmp_path: Path, broker: Broker) -> None:
+    observer = Observer(broker.port)
+    assert observer.subscribed.wait(10)
+    config = write_config(tmp_path, mqtt_toml(broker.url))
+    franziska = withings_user_id(load_config(config, environ={}).users[1])  # derived from her slug
+    served = start_server(config, tmp_path / "data")
+    try:
+        now = int(time.time())
+        kills = {6, 15}
+        for index in range(24):
+            if index in kills:
+                broker.stop(signal.SIGKILL)
+            started = time.monotonic()
+            weigh(served.port, now - 1000 + index, 86.0 + index / 10, FRED if index % 2 else franziska)
+            assert time.monotonic() - started < 2.0, "a weigh-in waited for the broker"
+            if index in kills:
+                time.sleep(0.3)
+                broker.start()
+            time.sleep(0.2)  # the stream outlasts the link's reconnection: it publishes between kills
+        stored = listed(served)
+        expected = {topic: [item["id"] for item in stored if item["user"] == user]
+                    for topic, user in ((PERSON_FED, "fed"), (PERSON_FRA, "fra"))}
+        assert all(len(ids) == 12 for ids in expected.values()), stored
+        wait_until(lambda: all(live_ids(observer, topic)[-1:] == ids[-1:] for topic, ids in expected.items()),
+                   timeout=30, what="the last weigh-in of each person")
+        for topic, ids in expected.items():
+            seen = live_ids(observer, topic)
+            assert [count for count in Counter(seen).values() if count > 1] == [], f"{topic}: {seen}"
+            assert seen == ids, f"{topic}: published {seen}, stored {ids}"
+    finally:
+        log = served.kill()
+        observer.close()
+    assert "Traceback" not in log
+
+
+def test_a_broker_refusing_the_credentials_is_one_clear_line(tmp_path: Path) -> None:
+    root = tmp_path / "broker"
+    root.mkdir()
+    passwords = root / "passwords"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "ha", "right-one"], check=True,
+                   capture_output=True)
+    broker = Broker(root, password_file=passwords)
+    secret = "wrong-horse-battery"
+    config = write_config(tmp_path, mqtt_toml(f"mqtt://ha:{secret}@127.0.0.1:{broker.port}"))
+    served = start_server(config, tmp_path / "data")
+    try:
+        weigh(served.port, int(time.time()) - 60, 86.1, FRED)  # the scale is answered all the same
+        time.sleep(3.5)  # several reconnection attempts
+        checked = run_cli("config", "check", "--config", str(config))
+    finally:
+        log = served.kill()
+        broker.stop()
+    refusals = [line for line in log.splitlines() if "refused our credentials" in line]
+    assert len(refusals) == 1, log
+    assert "check the user and password in [mqtt] url" in refusals[0]
+    assert "Traceback" not in log and secret not in log
+    assert checked.returncode == 0 and secret not in checked.stdout + checked.stderr
+    assert '"password": "**********"' in checked.stdout
