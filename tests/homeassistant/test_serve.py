@@ -24,6 +24,7 @@ from tests.ble.streams import s400_weigh_in
 from tests.conftest import run_cli, start_server
 from tests.homeassistant.conftest import BASE, PREFIX, Broker, Observer, mqtt_toml, render, retained, wait_until
 from tests.homeassistant.ha_schema import problems_with
+from tests.withings.samples import first_line
 
 FRED = 2507298  # the scale's id for Fred (HOUSEHOLD_TOML)
 PERSON_FED, PERSON_FRA = f"{BASE}/person/fed/state", f"{BASE}/person/fra/state"
@@ -44,8 +45,8 @@ def weigh(port: int, meastime: int, weight_kg: float, userid: int | None = None)
     assert conversation.response(2).json()["status"] == 0
 
 
-def listed(served: object) -> list[dict]:
-    result = served.cli("measurements", "list", "--format", "json")  # type: ignore[attr-defined]
+def listed(served: object, *options: str) -> list[dict]:
+    result = served.cli("measurements", "list", "--format", "json", *options)  # type: ignore[attr-defined]
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -240,3 +241,43 @@ def test_a_broker_refusing_the_credentials_is_one_clear_line(tmp_path: Path) -> 
     assert "Traceback" not in log and secret not in log
     assert checked.returncode == 0 and secret not in checked.stdout + checked.stderr
     assert '"password": "**********"' in checked.stdout
+
+
+async def _talk(port: int, *requests: tuple[str, bytes]) -> list[scale.RawResponse]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        responses = []
+        for path, body in requests:
+            writer.write(scale.request_bytes(path, body))
+            await writer.drain()
+            responses.append(await scale.read_response(reader))
+        return responses
+    finally:
+        writer.close()
+
+
+def test_ws50_room_readings_appear_on_the_scale_device(tmp_path: Path, broker: Broker) -> None:
+    observer = Observer(broker.port)
+    served = start_server(write_config(tmp_path, mqtt_toml(broker.url)), tmp_path / "data")
+    config_topic = f"{PREFIX}/device/scale_interceptor_device_0024e40659dc/config"
+    try:
+        # The real WS-50 body (reference sample), moved to a recent time, after the scale's session.
+        body = first_line("2013-ws50-v2-measure-request-body.txt").replace(
+            b"1387053012", str(int(time.time()) - 60).encode())
+        session = scale.session_new_body(scale.ScaleIdentity())
+        _, stored = asyncio.run(_talk(served.port, ("/cgi-bin/session", session), ("/cgi-bin/v2/measure", body)))
+        assert stored.json() == {"status": 0}
+        room = listed(served, "--kind", "environment")[0]["readings"]
+        state = f"{BASE}/device/0024e40659dc/state"
+        wait_until(lambda: observer.latest(state) and observer.latest(state)["carbon_dioxide"] is not None,
+                   what="the room readings")
+        assert (observer.latest(state)["carbon_dioxide"], observer.latest(state)["temperature"]) == (
+            room["co2_ppm"], room["temperature_c"])
+        wait_until(lambda: observer.on(config_topic) and "temperature" in observer.on(config_topic)[-1].json()[
+            "components"], what="the room entities")
+        components = observer.on(config_topic)[-1].json()["components"]
+        assert render(components["carbon_dioxide"]["value_template"], observer.on(state)[-1].payload) == "655.0"
+        assert problems_with(config_topic, observer.on(config_topic)[-1].json()) == []
+    finally:
+        served.kill()
+        observer.close()
