@@ -21,6 +21,7 @@ from interceptor.store.influx import SinkError, make_writer
 from interceptor.store.journal import Filter, JournalError, reader_of
 
 SCALE_HOST = "scalews.withings.net"
+SINK_LABELS = {"influx": "InfluxDB", "mqtt": "Home Assistant"}  # outbox sink names
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,10 @@ def check_journal(config: Config) -> Check:
     try:
         with reader_of(path) as reader:
             count = reader.count(Filter(kind="body"))
-            backlog = reader.outbox_size("influx")
+            backlogs = {label: reader.outbox_size(sink) for sink, label in SINK_LABELS.items()}
     except (JournalError, sqlite3.DatabaseError) as error:
         return Check("journal", False, f"{path}: {error}")
-    waiting = f"; {backlog} item(s) waiting for InfluxDB" if backlog else ""
+    waiting = "".join(f"; {count} item(s) waiting for {label}" for label, count in backlogs.items() if count)
     return Check("journal", True, f"{path}: {count} weigh-in(s){waiting}")
 
 
@@ -157,10 +158,25 @@ async def check_influx(config: Config) -> Check:
     return Check("influxdb", True, f"{settings.url} accepts writes to {target} ({settings.dialect} dialect)")
 
 
+async def check_mqtt(config: Config) -> Check:
+    settings = config.mqtt
+    if not settings.enabled:
+        return Check("home assistant", True, "not configured (add [mqtt] url to publish to Home Assistant:"
+                     " docs/home-assistant.md)")
+    from interceptor.homeassistant.link import probe
+
+    problem = await probe(settings)
+    if problem is not None:
+        return Check("home assistant", False, problem)
+    return Check("home assistant", True, f"the MQTT broker at {settings.url} lets us in; discovery under"
+                 f" {settings.discovery_prefix}/")
+
+
 async def run_checks(config: Config) -> list[Check]:
     return [
         check_journal(config),
         await check_http(config),
         await check_dns(config),
         await check_influx(config),
+        await check_mqtt(config),
     ]

@@ -132,7 +132,7 @@ class Discovery:
         return self.topics.discovery(node), _device_config(device, {UNASSIGNED.key: count, ASSIGN_KEY: assign})
 
     def person(self, person: Person) -> Message:
-        node = f"{HOUSEHOLD_ID}_person_{person.slug.replace('-', '_')}"
+        node = f"{HOUSEHOLD_ID}_person_{person.slug}"
         state = self.topics.person(person.slug)
         prefix = object_slug(person.slug)
         components = {entity.key: _sensor(entity, node, prefix, state, self._available) for entity in PERSON}

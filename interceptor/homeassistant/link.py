@@ -26,6 +26,7 @@ from aiohttp import web
 from interceptor.config import Config
 from interceptor.homeassistant.commands import ClaimError, excerpt, parse_claim
 from interceptor.homeassistant.discovery import Discovery, scales
+from interceptor.homeassistant.settings import MqttSettings
 from interceptor.homeassistant.states import SINK, Stamp, stamp_of
 from interceptor.pipeline import Pipeline
 from interceptor.store.delivery import Delivery
@@ -46,18 +47,45 @@ BATCH_SIZE = 100
 CONNECTION_REFUSED = {4, 5, 134, 135}  # bad user name or password, not authorised (3.1.1 and 5 codes)
 
 
+def client_for(settings: MqttSettings, *, will: aiomqtt.Will | None = None,
+               client_id: str | None = None) -> aiomqtt.Client:
+    """A client for the configured broker (TLS for mqtts://, with `ca_file` when one is set)."""
+    password = settings.password.get_secret_value() if settings.password else None
+    context = None
+    if settings.tls:
+        context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
+    return aiomqtt.Client(
+        settings.host, settings.port, username=settings.username, password=password,
+        identifier=client_id or settings.client_id, keepalive=settings.keepalive_s, tls_context=context,
+        will=will, max_queued_incoming_messages=MAX_INCOMING, timeout=READBACK_TIMEOUT_S,
+    )
+
+
 class Disconnected(Exception):
     """The connection went while a message was on its way; it is sent again on the next one."""
 
 
-def _reason(error: BaseException) -> str:
-    if isinstance(error, Disconnected):
-        return "the connection dropped"
+def _refused(error: BaseException) -> bool:
     if isinstance(error, aiomqtt.MqttCodeError) and error.rc is not None:
-        code = getattr(error.rc, "value", error.rc)
-        if code in CONNECTION_REFUSED:
-            return "refused"
-    return str(error) or type(error).__name__
+        return getattr(error.rc, "value", error.rc) in CONNECTION_REFUSED
+    return False
+
+
+def explain(error: BaseException, where: str | None) -> str:
+    """What went wrong connecting to the broker, and what to check; never the password."""
+    if _refused(error):
+        return f"the MQTT broker at {where} refused our credentials: check the user and password in [mqtt] url"
+    reason = "the connection dropped" if isinstance(error, Disconnected) else str(error) or type(error).__name__
+    return f"the MQTT broker at {where} is unreachable ({reason}): is it running, and is [mqtt] url right?"
+
+
+async def probe(settings: MqttSettings) -> str | None:
+    """Connect and disconnect (`interceptor doctor`): None when the broker lets us in, else why not."""
+    try:
+        async with asyncio.timeout(READBACK_TIMEOUT_S), client_for(settings, client_id=f"{settings.client_id}-doctor"):
+            return None
+    except (aiomqtt.MqttError, OSError, TimeoutError) as error:
+        return explain(error, settings.url)
 
 
 class Link:
@@ -115,30 +143,21 @@ class Link:
 
     # -- the connection -------------------------------------------------------------------------
 
-    def _client_for(self) -> aiomqtt.Client:
-        password = self.settings.password.get_secret_value() if self.settings.password else None
-        context = None
-        if self.settings.tls:
-            context = ssl.create_default_context(cafile=str(self.settings.ca_file) if self.settings.ca_file else None)
-        return aiomqtt.Client(
-            self.settings.host, self.settings.port, username=self.settings.username, password=password,
-            identifier=self.settings.client_id, keepalive=self.settings.keepalive_s, tls_context=context,
-            will=aiomqtt.Will(self.topics.availability, b"offline", qos=QOS, retain=True),
-            max_queued_incoming_messages=MAX_INCOMING, timeout=READBACK_TIMEOUT_S,
-        )
-
     async def run(self) -> None:
         """Until cancelled: connect, serve the connection, and after it goes, wait and connect again."""
         backoff = FIRST_BACKOFF_S
         while True:
             try:
-                async with self._client_for() as client:
+                will = aiomqtt.Will(self.topics.availability, b"offline", qos=QOS, retain=True)
+                async with client_for(self.settings, will=will) as client:
                     backoff = FIRST_BACKOFF_S
                     await self._serve(client)
-            except (aiomqtt.MqttError, Disconnected) as error:
+            except (aiomqtt.MqttError, Disconnected, OSError) as error:  # OSError: TLS, the CA file
                 self._failed(error, backoff)
-            except Exception:  # a bug or a journal failure must not end publishing for good
-                log.exception("MQTT: the connection to %s failed unexpectedly; reconnecting", self.where)
+            except Exception as error:  # a bug or a journal failure must not end publishing for good
+                if repr(error) != self.last_error:
+                    self.last_error = repr(error)
+                    log.exception("MQTT: the connection to %s failed unexpectedly; reconnecting", self.where)
             finally:
                 self._down()
             await asyncio.sleep(backoff)
@@ -146,19 +165,14 @@ class Link:
 
     def _failed(self, error: Exception, backoff: float) -> None:
         """One line per distinct problem, not one per retry."""
-        reason = _reason(error)
-        if reason == "refused":
-            message = (f"the MQTT broker at {self.where} refused our credentials: check the user and password "
-                       f"in [mqtt] url; weigh-ins are kept and published once it accepts them")
-        elif self._ready.is_set():
-            message = f"lost the connection to the MQTT broker at {self.where} ({reason}); reconnecting"
+        if self._ready.is_set():
+            message = f"lost the connection to the MQTT broker at {self.where} ({error}); reconnecting"
         else:
-            message = (f"the MQTT broker at {self.where} is unreachable ({reason}): is it running, and is [mqtt] "
-                       f"url right? Weigh-ins are kept and published once it is back")
+            message = f"{explain(error, self.where)} (weigh-ins are kept and published once it works)"
         if message == self.last_error:
             return
         self.last_error = message
-        if reason == "refused":
+        if _refused(error):
             log.error("%s", message)
         else:
             log.warning("%s (next try in %g s)", message, backoff)
@@ -231,6 +245,10 @@ class Link:
         except (ClaimError, LookupError) as error:
             log.warning("Home Assistant asked to assign a weigh-in: %s (payload %s)",
                         error.args[0] if error.args else error, excerpt(payload))
+            return
+        except Exception:  # the journal failed: the claim is lost, the connection is not
+            log.exception("Home Assistant asked to assign a weigh-in; it could not be stored (payload %s)",
+                          excerpt(payload))
             return
         log.info("measurement %d assigned to %s from Home Assistant", target, claim.person)
 

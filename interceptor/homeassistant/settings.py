@@ -96,6 +96,13 @@ class MqttSettings(BaseModel):
                              "e.g. 'homeassistant'")
         return value
 
+    @field_validator("ca_file")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"'{value}' is not a file; give the PEM certificate of the CA that signed the broker's")
+        return value
+
     @field_validator("client_id")
     @classmethod
     def _client_id(cls, value: str) -> str:

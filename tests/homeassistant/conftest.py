@@ -32,13 +32,16 @@ class Broker:
     """Debian's mosquitto on a loopback port of its own; `persistence` keeps retained messages in a
     file across restarts, as the Home Assistant Mosquitto add-on does."""
 
-    def __init__(self, root: Path, *, persistence: bool = False, password_file: Path | None = None) -> None:
+    def __init__(self, root: Path, *, persistence: bool = False, password_file: Path | None = None,
+                 tls: tuple[Path, Path, Path] | None = None) -> None:
         self.root = root
         self.port = free_port()
         self.config = root / "mosquitto.conf"
         # `user root`: started as root, mosquitto would become user mosquitto and could not read the
         # password file and persistence directory in the test's private temporary directory.
         lines = [f"listener {self.port} 127.0.0.1", f"log_dest file {root / 'mosquitto.log'}", "user root"]
+        if tls is not None:  # CA certificate, server certificate, server key
+            lines += [f"cafile {tls[0]}", f"certfile {tls[1]}", f"keyfile {tls[2]}"]
         if password_file is None:
             lines.append("allow_anonymous true")
         else:
@@ -102,6 +105,7 @@ class Observer:
 
     port: int
     topics: tuple[str, ...] = (f"{BASE}/#", f"{PREFIX}/#")
+    ca_file: Path | None = None  # a TLS listener signed by this CA
     messages: list[Received] = field(default_factory=list)
     subscribed: threading.Event = field(default_factory=threading.Event)
 
@@ -112,6 +116,8 @@ class Observer:
         self.client.on_disconnect = lambda *_: self.subscribed.clear()
         self.client.on_message = self._message
         self.client.reconnect_delay_set(0.05, 0.2)
+        if self.ca_file is not None:
+            self.client.tls_set(ca_certs=str(self.ca_file))
         self.client.connect_async("127.0.0.1", self.port, keepalive=5)
         self.client.loop_start()
 

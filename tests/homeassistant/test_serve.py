@@ -232,6 +232,7 @@ def test_a_broker_refusing_the_credentials_is_one_clear_line(tmp_path: Path) -> 
         weigh(served.port, int(time.time()) - 60, 86.1, FRED)  # the scale is answered all the same
         time.sleep(3.5)  # several reconnection attempts
         checked = run_cli("config", "check", "--config", str(config))
+        doctor = run_cli("doctor", "--config", str(config), "--data-dir", str(tmp_path / "data"))
     finally:
         log = served.kill()
         broker.stop()
@@ -241,6 +242,8 @@ def test_a_broker_refusing_the_credentials_is_one_clear_line(tmp_path: Path) -> 
     assert "Traceback" not in log and secret not in log
     assert checked.returncode == 0 and secret not in checked.stdout + checked.stderr
     assert '"password": "**********"' in checked.stdout
+    assert "FAIL  home assistant: the MQTT broker at" in doctor.stdout and "refused our credentials" in doctor.stdout
+    assert "item(s) waiting for Home Assistant" in doctor.stdout and secret not in doctor.stdout + doctor.stderr
 
 
 async def _talk(port: int, *requests: tuple[str, bytes]) -> list[scale.RawResponse]:
