@@ -91,6 +91,12 @@ def test_weigh_ins_appear_in_home_assistant_and_a_claim_lands_in_the_journal(tmp
         assert (claimed["user"], claimed["assigned_by"]) == ("fra", "manual")
         assert claimed["metrics"]["bmi"]["value"] == observer.latest(PERSON_FRA)["bmi"]
 
+        # Home Assistant restarted: it announces `online` and gets every config again.
+        before = len(observer.on(HOUSEHOLD_CONFIG))
+        observer.client.publish(f"{PREFIX}/status", "online", qos=1).wait_for_publish(5)
+        wait_until(lambda: len(observer.on(HOUSEHOLD_CONFIG)) > before, what="the configs sent again")
+        assert len(observer.on(f"{PREFIX}/device/scale_interceptor_person_fra/config")) > 1
+
         # A claim Home Assistant cannot make is logged in one line and changes nothing.
         observer.client.publish(select["command_topic"], "Zed", qos=1).wait_for_publish(5)
         wait_until(lambda: "'Zed' is not a person of the household" in served.log_path.read_text(), what="refusal")
