@@ -27,10 +27,9 @@ from interceptor.config import Config
 from interceptor.homeassistant.commands import ClaimError, excerpt, parse_claim
 from interceptor.homeassistant.discovery import Discovery, scales
 from interceptor.homeassistant.settings import MqttSettings
-from interceptor.homeassistant.states import SINK, Stamp, stamp_of
+from interceptor.homeassistant.states import SINK, Stamp, latest_weigh_in, stamp_of
 from interceptor.pipeline import Pipeline
 from interceptor.store.delivery import Delivery
-from interceptor.store.journal import UNASSIGNED, Filter
 from interceptor.store.outbox import OutboxBatch
 
 log = logging.getLogger(__name__)
@@ -47,17 +46,22 @@ BATCH_SIZE = 100
 CONNECTION_REFUSED = {4, 5, 134, 135}  # bad user name or password, not authorised (3.1.1 and 5 codes)
 
 
-def client_for(settings: MqttSettings, *, will: aiomqtt.Will | None = None,
-               client_id: str | None = None) -> aiomqtt.Client:
-    """A client for the configured broker (TLS for mqtts://, with `ca_file` when one is set)."""
+def tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
+    """For mqtts://: the system's CAs, or `ca_file`. Reads a file: call it off the event loop."""
+    if not settings.tls:
+        return None
+    return ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
+
+
+async def client_for(settings: MqttSettings, *, will: aiomqtt.Will | None = None,
+                     client_id: str | None = None) -> aiomqtt.Client:
+    """A client for the configured broker, not yet connected."""
     password = settings.password.get_secret_value() if settings.password else None
-    context = None
-    if settings.tls:
-        context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
     return aiomqtt.Client(
         settings.host, settings.port, username=settings.username, password=password,
-        identifier=client_id or settings.client_id, keepalive=settings.keepalive_s, tls_context=context,
-        will=will, max_queued_incoming_messages=MAX_INCOMING, timeout=READBACK_TIMEOUT_S,
+        identifier=client_id or settings.client_id, keepalive=settings.keepalive_s,
+        tls_context=await asyncio.to_thread(tls_context, settings), will=will,
+        max_queued_incoming_messages=MAX_INCOMING, timeout=READBACK_TIMEOUT_S,
     )
 
 
@@ -82,8 +86,9 @@ def explain(error: BaseException, where: str | None) -> str:
 async def probe(settings: MqttSettings) -> str | None:
     """Connect and disconnect (`interceptor doctor`): None when the broker lets us in, else why not."""
     try:
-        async with asyncio.timeout(READBACK_TIMEOUT_S), client_for(settings, client_id=f"{settings.client_id}-doctor"):
-            return None
+        async with asyncio.timeout(READBACK_TIMEOUT_S):
+            async with await client_for(settings, client_id=f"{settings.client_id}-doctor"):
+                return None
     except (aiomqtt.MqttError, OSError, TimeoutError) as error:
         return explain(error, settings.url)
 
@@ -149,7 +154,7 @@ class Link:
         while True:
             try:
                 will = aiomqtt.Will(self.topics.availability, b"offline", qos=QOS, retain=True)
-                async with client_for(self.settings, will=will) as client:
+                async with await client_for(self.settings, will=will) as client:
                     backoff = FIRST_BACKOFF_S
                     await self._serve(client)
             except (aiomqtt.MqttError, Disconnected, OSError) as error:  # OSError: TLS, the CA file
@@ -232,8 +237,7 @@ class Link:
             claim = parse_claim(payload, self.discovery.labels)
             target = claim.measurement_id
             if target is None:
-                latest = await journal.read(lambda reader: next(iter(reader.measurements(
-                    Filter(user=UNASSIGNED, kind="body"), limit=1, newest_first=True)), None))
+                latest = await journal.read(lambda reader: latest_weigh_in(reader, None))
                 if latest is None:
                     raise ClaimError("there is no unassigned weigh-in to assign")
                 target = latest.id

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from interceptor.homeassistant.entities import PERSON, ROOM, SCALE
@@ -35,7 +36,7 @@ MAX_DOCUMENT_BYTES = 64 * 1024
 MEASURED = {"method": "measured", "confidence": "device"}
 
 
-def iso(moment: Any) -> str | None:
+def iso(moment: datetime | None) -> str | None:
     """ISO 8601 with an explicit UTC offset, which Home Assistant's timestamp sensors parse."""
     return None if moment is None else moment.isoformat()
 
@@ -103,6 +104,13 @@ def _newest(reader: Reader, where: Filter) -> Measurement | None:
     return next(iter(reader.measurements(where, limit=1, newest_first=True)), None)
 
 
+def latest_weigh_in(reader: Reader, user: str | None) -> Measurement | None:
+    """A person's (None: nobody's) latest weigh-in with a weight: a reading without one (a WS-50's
+    heart rate sent on its own) is no weigh-in to show. Streams newest first, stops at the first."""
+    where = Filter(user=user or UNASSIGNED, kind="body")
+    return next((m for m in reader.measurements(where, newest_first=True) if "weight_kg" in m.readings), None)
+
+
 def _after(a: Measurement, b: Measurement) -> bool:
     return (a.taken_at, a.id) > (b.taken_at, b.id)
 
@@ -150,7 +158,7 @@ class StateRenderer:
             if measurement.user is None:
                 messages.append(self._unassigned(tx))
             else:
-                latest = _newest(tx, Filter(user=measurement.user, kind="body"))
+                latest = latest_weigh_in(tx, measurement.user)
                 if latest is not None and latest.id == measurement.id:
                     messages.append((self.topics.person(measurement.user), person_document(measurement)))
         messages.append((self.topics.device(measurement.device_id), device_document(tx, measurement.device_id)))
@@ -159,11 +167,11 @@ class StateRenderer:
     def revision(self, old: Measurement, new: Measurement, tx: Tx) -> str | None:
         messages: list[tuple[str, dict[str, Any]]] = []
         if new.user is not None:
-            latest = _newest(tx, Filter(user=new.user, kind="body"))
+            latest = latest_weigh_in(tx, new.user)
             if latest is not None and latest.id == new.id:
                 messages.append((self.topics.person(new.user), person_document(new)))
-        if old.user is not None and old.user != new.user:
-            latest = _newest(tx, Filter(user=old.user, kind="body"))
+        if old.user is not None and old.user != new.user and "weight_kg" in old.readings:
+            latest = latest_weigh_in(tx, old.user)
             if latest is None or _after(old, latest):  # it was their latest: show what is now
                 messages.append((self.topics.person(old.user), person_document(latest)))
         if old.user is None or new.user is None:
@@ -179,8 +187,8 @@ class StateRenderer:
     # -- rendering ------------------------------------------------------------------------------
 
     def _unassigned(self, tx: Tx) -> tuple[str, dict[str, Any]]:
-        where = Filter(user=UNASSIGNED, kind="body")
-        return self.topics.unassigned, unassigned_document(tx.count(where), _newest(tx, where))
+        count = tx.count(Filter(user=UNASSIGNED, kind="body"))
+        return self.topics.unassigned, unassigned_document(count, latest_weigh_in(tx, None))
 
     @staticmethod
     def _item(tx: Tx, messages: list[tuple[str, dict[str, Any]]]) -> str | None:

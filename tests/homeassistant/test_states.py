@@ -116,3 +116,19 @@ async def test_a_recompute_republishes_only_the_latest(pipeline: Pipeline) -> No
     assert await pipeline.recompute("fed") == 3
     states = await outbox.take()
     assert set(states) == {"person/fed/state"} and states["person/fed/state"]["weight"] == 87.0
+
+
+async def test_a_reading_without_a_weight_is_no_weigh_in_to_show(pipeline: Pipeline) -> None:
+    """A WS-50 can send a heart rate in a group of its own: the person's weight must not turn unknown."""
+    outbox = Outbox(pipeline)
+    weighed = await pipeline.ingest(weigh_in(600, 86.1, FRED))
+    await outbox.take()
+    moment = datetime.fromtimestamp(NOW - 300, UTC)
+    await pipeline.ingest(Reading(source="withings", device_id=SCALE, taken_at=moment, received_at=moment,
+                                  device_user_id=FRED, values={"heart_rate_bpm": 64.0}))
+    assert set(await outbox.take()) == {"device/0024e40659dc/state"}
+    guest = await pipeline.ingest(weigh_in(60, 54.35, "424242"))
+    await pipeline.assign(weighed.id, None)  # Fred's weigh-in was a guest's; his heart rate stays his
+    states = await outbox.take()
+    assert states["person/fed/state"]["measurement_id"] is None
+    assert states["household/unassigned/state"]["latest"]["measurement_id"] == guest.id
