@@ -32,6 +32,9 @@ EPOCH_KEY = "mqtt.epoch"
 # A retained document bigger than this is not one of ours: it is not parsed on read-back.
 MAX_DOCUMENT_BYTES = 64 * 1024
 
+# Weigh-ins from export files (interceptor/importers/run.py SOURCE) are history: Home Assistant cannot
+# date a state in the past, so a decade of them would only be a decade of "new" states at once.
+HISTORY_SOURCES = frozenset({"import"})
 # Readings are measured, not computed: their "method" is the device itself.
 MEASURED = {"method": "measured", "confidence": "device"}
 
@@ -153,6 +156,8 @@ class StateRenderer:
     # -- what each change touches ---------------------------------------------------------------
 
     def measurement(self, measurement: Measurement, tx: Tx) -> str | None:
+        if measurement.source in HISTORY_SOURCES:
+            return None
         messages: list[tuple[str, dict[str, Any]]] = []
         if measurement.kind == "body":
             if measurement.user is None:

@@ -29,9 +29,8 @@ from interceptor.importers.summary import Summary, import_all, preview_all
 from interceptor.importers.xiaomi.cli import import_xiaomi_command
 from interceptor.importers.zeppcloud.cli import import_zepp_command
 from interceptor.pipeline import Pipeline
-from interceptor.store.delivery import INFLUX
+from interceptor.sinks import configured_sinks
 from interceptor.store.journal import Journal, JournalError, reader_of
-from interceptor.store.lineprotocol import LineProtocol
 
 # A CSV or JSON export read whole: larger than this is not a household's weigh-ins.
 MAX_TEXT_FILE_BYTES = MAX_MEMBER_BYTES
@@ -140,7 +139,7 @@ def _import(config: Config, sources: list[run.Source], sizes: list[int], options
                 summaries.append(summary)
         return summaries
     try:
-        journal = Journal(path, {INFLUX: LineProtocol()} if config.influx.enabled else None)
+        journal = Journal(path, configured_sinks(config))
     except JournalError as error:
         raise UserError(str(error)) from None
     pipeline = Pipeline(journal, config)
