@@ -3,8 +3,9 @@
 Our discovery config makes the select send `{"measurement_id": 17, "person": "Anna"}`: the weigh-in
 it showed when the person was chosen, and the option chosen. An automation or a hand-written
 `mosquitto_pub` may also send the bare option ("Anna") or a slug ("anna"), meaning the latest
-unassigned weigh-in. Anything else is refused with a reason; nothing a publisher sends can raise
-anything but `ClaimError`, and nothing it sends is quoted back unbounded.
+unassigned weigh-in. The option for a guest marks the weigh-in as nobody's, no longer waiting.
+Anything else is refused with a reason; nothing a publisher sends can raise anything but
+`ClaimError`, and nothing it sends is quoted back unbounded.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class ClaimError(ValueError):
 
 @dataclass(frozen=True)
 class Claim:
-    person: str  # a slug of the household
+    person: str | None  # a slug of the household; None: a guest, not a household member
     measurement_id: int | None  # None: the latest unassigned weigh-in when the claim is handled
 
 
@@ -33,7 +34,7 @@ def excerpt(payload: bytes) -> str:
     return repr(text[:EXCERPT_CHARS] + ("…" if len(text) > EXCERPT_CHARS or len(payload) > EXCERPT_CHARS * 4 else ""))
 
 
-def _person(value: str, labels: Mapping[str, str]) -> str:
+def _person(value: str, labels: Mapping[str, str | None]) -> str | None:
     chosen = value.strip()
     if chosen in labels:
         return labels[chosen]
@@ -43,8 +44,8 @@ def _person(value: str, labels: Mapping[str, str]) -> str:
     raise ClaimError(f"{chosen[:EXCERPT_CHARS]!r} is not a person of the household (options: {options})")
 
 
-def parse_claim(payload: bytes, labels: Mapping[str, str]) -> Claim:
-    """`labels`: the select's options → person slugs (`discovery.option_labels`)."""
+def parse_claim(payload: bytes, labels: Mapping[str, str | None]) -> Claim:
+    """`labels`: the select's options → person slugs, None for a guest (`discovery.option_labels`)."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ClaimError(f"a claim of {len(payload)} bytes; at most {MAX_PAYLOAD_BYTES} are accepted")
     try:

@@ -33,6 +33,7 @@ ORIGIN = {"name": "Scale Interceptor", "sw_version": __version__}
 HOUSEHOLD_ID = "scale_interceptor"
 MANUFACTURERS = {"withings": "Withings", "ble": "Xiaomi"}
 QOS = 1
+GUEST_OPTION = "A guest (not in the household)"
 
 Message = tuple[str, str]  # topic, payload
 
@@ -50,11 +51,15 @@ class Scale:
     has_room: bool  # it has sent room readings (a WS-50's temperature and CO2)
 
 
-def option_labels(people: Sequence[Person]) -> dict[str, str]:
-    """The select's options (what a person reads) → person slug; a name two people share gets the slug."""
+def option_labels(people: Sequence[Person]) -> dict[str, str | None]:
+    """The select's options (what a person reads) → person slug, None for a guest (the household
+    page's "not a household member"); a name two people share gets the slug."""
     names = [person.name for person in people]
-    return {(person.name if names.count(person.name) == 1 else f"{person.name} ({person.slug})"): person.slug
-            for person in people}
+    labels: dict[str, str | None] = {
+        (person.name if names.count(person.name) == 1 else f"{person.name} ({person.slug})"): person.slug
+        for person in people}
+    labels[GUEST_OPTION] = None
+    return labels
 
 
 def _sensor(entity: Entity, node: str, object_prefix: str, state_topic: str, availability: list[dict]) -> dict:

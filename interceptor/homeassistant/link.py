@@ -27,9 +27,12 @@ from interceptor.config import Config
 from interceptor.homeassistant.commands import ClaimError, excerpt, parse_claim
 from interceptor.homeassistant.discovery import Discovery, scales
 from interceptor.homeassistant.settings import MqttSettings
-from interceptor.homeassistant.states import SINK, Stamp, latest_weigh_in, stamp_of
+from interceptor.homeassistant.states import SINK, Stamp, stamp_of
+from interceptor.model import Measurement
 from interceptor.pipeline import Pipeline
+from interceptor.store import household
 from interceptor.store.delivery import Delivery
+from interceptor.store.measurements import GUEST
 from interceptor.store.outbox import OutboxBatch
 
 log = logging.getLogger(__name__)
@@ -237,15 +240,11 @@ class Link:
             claim = parse_claim(payload, self.discovery.labels)
             target = claim.measurement_id
             if target is None:
-                latest = await journal.read(lambda reader: latest_weigh_in(reader, None))
+                latest = await journal.read(lambda reader: next(iter(household.unclaimed(reader, limit=1)), None))
                 if latest is None:
                     raise ClaimError("there is no unassigned weigh-in to assign")
                 target = latest.id
-            current = await journal.read(lambda reader: reader.measurement(target))
-            if current is not None and current.user is not None:
-                raise ClaimError(f"measurement {target} is already assigned to {current.user} "
-                                 f"(`interceptor measurements assign {target} PERSON` moves it)")
-            await self.pipeline.assign(target, claim.person)
+            await self.pipeline.assign(target, claim.person, guest=claim.person is None, check=_waiting)
         except (ClaimError, LookupError) as error:
             log.warning("Home Assistant asked to assign a weigh-in: %s (payload %s)",
                         error.args[0] if error.args else error, excerpt(payload))
@@ -254,7 +253,7 @@ class Link:
             log.exception("Home Assistant asked to assign a weigh-in; it could not be stored (payload %s)",
                           excerpt(payload))
             return
-        log.info("measurement %d assigned to %s from Home Assistant", target, claim.person)
+        log.info("measurement %d assigned to %s from Home Assistant", target, claim.person or "a guest")
 
     async def close(self) -> None:
         """Say `offline` ourselves (the will is only for when we vanish)."""
@@ -262,6 +261,16 @@ class Link:
             with contextlib.suppress(Disconnected, TimeoutError):
                 async with asyncio.timeout(2):
                     await self.publish(self.topics.availability, "offline")
+
+
+def _waiting(stored: Measurement) -> None:
+    """In the claim's own transaction: only a weigh-in still waiting for a person is claimed, so two
+    claims at the same moment (Home Assistant, the household page) cannot both win."""
+    if stored.user is not None:
+        raise ClaimError(f"measurement {stored.id} is already assigned to {stored.user} "
+                         f"(`interceptor measurements assign {stored.id} PERSON` moves it)")
+    if stored.assignment == GUEST:
+        raise ClaimError(f"measurement {stored.id} was marked as a guest's (the household page undoes that)")
 
 
 class MqttSender:

@@ -24,7 +24,8 @@ from typing import Any
 from interceptor.homeassistant.entities import PERSON, ROOM, SCALE
 from interceptor.homeassistant.topics import Topics
 from interceptor.model import Measurement
-from interceptor.store.journal import UNASSIGNED, DeviceReport, Filter, Reader, Tx
+from interceptor.store import household
+from interceptor.store.journal import DeviceReport, Filter, Reader, Tx
 
 SINK = "mqtt"
 SEQUENCE_KEY = "mqtt.seq"
@@ -107,10 +108,10 @@ def _newest(reader: Reader, where: Filter) -> Measurement | None:
     return next(iter(reader.measurements(where, limit=1, newest_first=True)), None)
 
 
-def latest_weigh_in(reader: Reader, user: str | None) -> Measurement | None:
-    """A person's (None: nobody's) latest weigh-in with a weight: a reading without one (a WS-50's
-    heart rate sent on its own) is no weigh-in to show. Streams newest first, stops at the first."""
-    where = Filter(user=user or UNASSIGNED, kind="body")
+def latest_weigh_in(reader: Reader, user: str) -> Measurement | None:
+    """A person's latest weigh-in with a weight: a reading without one (a WS-50's heart rate sent on
+    its own) is no weigh-in to show. Streams newest first, stops at the first."""
+    where = Filter(user=user, kind="body")
     return next((m for m in reader.measurements(where, newest_first=True) if "weight_kg" in m.readings), None)
 
 
@@ -192,8 +193,9 @@ class StateRenderer:
     # -- rendering ------------------------------------------------------------------------------
 
     def _unassigned(self, tx: Tx) -> tuple[str, dict[str, Any]]:
-        count = tx.count(Filter(user=UNASSIGNED, kind="body"))
-        return self.topics.unassigned, unassigned_document(count, latest_weigh_in(tx, None))
+        """The weigh-ins waiting for a person, as the household page counts them (not hidden guests')."""
+        latest = next(iter(household.unclaimed(tx, limit=1)), None)
+        return self.topics.unassigned, unassigned_document(household.unclaimed_count(tx), latest)
 
     @staticmethod
     def _item(tx: Tx, messages: list[tuple[str, dict[str, Any]]]) -> str | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from interceptor.config import load_config
-from interceptor.homeassistant.discovery import Discovery, Scale, option_labels
+from interceptor.homeassistant.discovery import GUEST_OPTION, Discovery, Scale, option_labels
 from interceptor.homeassistant.entities import PERSON
 from interceptor.homeassistant.states import person_document, unassigned_document
 from interceptor.model import Measurement, Metric
@@ -83,7 +83,7 @@ def test_scales_show_what_they_have(discovery: Discovery) -> None:
 def test_household_select_offers_the_people(discovery: Discovery) -> None:
     household = components(discovery.household())
     select = household["assign_latest_weigh_in"]
-    assert select["platform"] == "select" and select["options"] == ["Fred", "Franziska"]
+    assert select["platform"] == "select" and select["options"] == ["Fred", "Franziska", GUEST_OPTION]
     assert select["command_topic"] == "interceptor/household/unassigned/assign"
     # The command names the weigh-in the select showed, so a later weigh-in cannot take the claim.
     sent = render(select["command_template"], "Franziska", this={"attributes": {"measurement_id": 17}})
@@ -97,7 +97,8 @@ def test_household_select_offers_the_people(discovery: Discovery) -> None:
 def test_options_tell_apart_people_with_one_name(tmp_path: Path) -> None:
     path = tmp_path / "interceptor.toml"
     path.write_text(mqtt_toml("mqtt://127.0.0.1:1883").replace('name = "Franziska"', 'name = "Fred"'))
-    assert option_labels(load_config(path, environ={}).users) == {"Fred (fed)": "fed", "Fred (fra)": "fra"}
+    assert option_labels(load_config(path, environ={}).users) == {"Fred (fed)": "fed", "Fred (fra)": "fra",
+                                                                 GUEST_OPTION: None}
 
 
 def test_each_entity_reads_its_own_field_and_a_missing_one_is_unknown(discovery: Discovery) -> None:

@@ -107,6 +107,10 @@ def test_weigh_ins_appear_in_home_assistant_and_a_claim_lands_in_the_journal(tmp
         assert (claimed["user"], claimed["assigned_by"]) == ("fra", "manual")
         assert claimed["metrics"]["bmi"]["value"] == observer.latest(PERSON_FRA)["bmi"]
 
+        # The same claim again (a second tap, another phone): refused, the weigh-in stays Franziska's.
+        observer.client.publish(select["command_topic"], command, qos=1).wait_for_publish(5)
+        wait_until(lambda: "is already assigned to fra" in served.log_path.read_text(), what="the second claim")
+
         # Home Assistant restarted: it announces `online` and gets every config again.
         before = len(observer.on(HOUSEHOLD_CONFIG))
         observer.client.publish(f"{PREFIX}/status", "online", qos=1).wait_for_publish(5)

@@ -144,3 +144,13 @@ async def test_imported_history_is_not_news(pipeline: Pipeline) -> None:
     assert await outbox.take() == {}
     await pipeline.ingest(weigh_in(60, 85.0, FRED))  # the next weigh-in on the scale is news again
     assert (await outbox.take())["person/fed/state"]["weight"] == 85.0
+
+
+async def test_a_guest_is_no_longer_waiting_for_a_person(pipeline: Pipeline) -> None:
+    outbox = Outbox(pipeline)
+    first = await pipeline.ingest(weigh_in(120, 23.5, "424242"))
+    second = await pipeline.ingest(weigh_in(60, 54.35, "424242"))
+    assert (await outbox.take())["household/unassigned/state"]["count"] == 2
+    await pipeline.assign(second.id, None, guest=True)  # "not a household member"
+    waiting = (await outbox.take())["household/unassigned/state"]
+    assert waiting["count"] == 1 and waiting["latest"]["measurement_id"] == first.id
