@@ -17,6 +17,7 @@ import json
 import logging
 import secrets
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -46,6 +47,7 @@ MAX_INCOMING = 1000  # messages queued from the broker before further ones are d
 # one bad message must not stop every later weigh-in from reaching Home Assistant.
 MAX_TRIES_PER_MESSAGE = 3
 BATCH_SIZE = 100
+NOTE_WAITING_AFTER_S = 5.0  # a batch waiting this long for the broker has its reason noted on the outbox
 CONNECTION_REFUSED = {4, 5, 134, 135}  # bad user name or password, not authorised (3.1.1 and 5 codes)
 
 
@@ -284,6 +286,12 @@ class MqttSender:
         self.link = link
 
     async def send(self, batch: OutboxBatch) -> None:
+        try:
+            await asyncio.wait_for(self.link.connected(), NOTE_WAITING_AFTER_S)
+        except TimeoutError:  # say why on the outbox (the health page, doctor), then keep waiting
+            reason = self.link.last_error or f"not connected to the MQTT broker at {self.link.where} yet"
+            await self.link.pipeline.journal.write(
+                lambda tx: tx.outbox_failed(batch, reason, time.time()), durable=False)
         await self._until_sent(self.link.refresh_configs)
         for payload in batch.payloads:
             item: dict[str, Any] = json.loads(payload)

@@ -19,7 +19,7 @@ from pytest import approx
 from interceptor.config import load_config
 from interceptor.doctor import check_journal, check_mqtt
 from interceptor.homeassistant.states import SINK
-from interceptor.store.journal import reader_of
+from interceptor.store.journal import Backlog, reader_of
 from interceptor.users import withings_user_id
 from interceptor.withings import scale
 from tests.ble.conftest import TOKEN, ble_toml
@@ -273,7 +273,13 @@ def test_a_broker_refusing_the_credentials_is_one_clear_line(tmp_path: Path) -> 
     served = start_server(config, tmp_path / "data")
     try:
         weigh(served.port, int(time.time()) - 60, 86.1, FRED)  # the scale is answered all the same
-        time.sleep(3.5)  # several reconnection attempts
+        def backlog() -> Backlog:
+            with reader_of(tmp_path / "data" / "journal.sqlite") as reader:
+                return reader.backlog(SINK)
+
+        # The reason is noted on the outbox for the health page, after several reconnection attempts.
+        wait_until(lambda: backlog().last_error is not None, what="the reason on the outbox")
+        assert "refused our credentials" in str(backlog().last_error) and secret not in str(backlog().last_error)
         checked = run_cli("config", "check", "--config", str(config))
         settings = load_config(config, environ={}, overrides={"data_dir": str(tmp_path / "data")})
         doctor = [check_journal(settings).line(), asyncio.run(check_mqtt(settings)).line()]
