@@ -40,10 +40,9 @@ class Door:
                 if path.exists():
                     self._reader = self._stack.enter_context(reader_of(path))
                 return self
-            from interceptor.store.delivery import INFLUX
-            from interceptor.store.lineprotocol import LineProtocol
+            from interceptor.sinks import configured_sinks
 
-            journal = Journal(path, {INFLUX: LineProtocol()} if self.config.influx.enabled else None)
+            journal = Journal(path, configured_sinks(self.config))
             self._stack.callback(journal.close)
             self.pipeline = Pipeline(journal, self.config)
             await self.pipeline.load()
