@@ -24,7 +24,7 @@ from typing import Any
 from interceptor import __version__
 from interceptor.config import Config, Person, normalise_mac
 from interceptor.homeassistant.entities import ASSIGN_KEY, ASSIGN_NAME, PERSON, ROOM, SCALE, UNASSIGNED, Entity
-from interceptor.homeassistant.states import HISTORY_SOURCES
+from interceptor.homeassistant.states import LIVE_SOURCES
 from interceptor.homeassistant.topics import Topics, device_key, object_slug
 from interceptor.model import DeviceState
 from interceptor.store.journal import Filter, Reader
@@ -187,8 +187,8 @@ def scales(reader: Reader, discovery: Discovery) -> list[Scale]:
     """Every scale in the journal, as its config needs it (on a reader: one query per device)."""
     found = []
     for device in reader.devices():
-        if device.source in HISTORY_SOURCES:
-            continue  # an export file, not a scale
+        if device.source not in LIVE_SOURCES:
+            continue  # an export file or a vendor cloud, not a scale
         has_room = next(iter(reader.measurements(Filter(device_id=device.device_id, kind="environment"), limit=1)),
                         None) is not None
         found.append(Scale(device.device_id, discovery.scale_name(device), device.model, device.source,

@@ -33,9 +33,10 @@ EPOCH_KEY = "mqtt.epoch"
 # A retained document bigger than this is not one of ours: it is not parsed on read-back.
 MAX_DOCUMENT_BYTES = 64 * 1024
 
-# Weigh-ins from export files (interceptor/importers/run.py SOURCE) are history: Home Assistant cannot
-# date a state in the past, so a decade of them would only be a decade of "new" states at once.
-HISTORY_SOURCES = frozenset({"import"})
+# The sources that are scales speaking now (withings/routes.py and ble/frames.py SOURCE). Everything
+# else (export files, the Xiaomi and Zepp clouds) is history: Home Assistant cannot date a state in
+# the past, so a decade of it would only be a decade of "new" states at once.
+LIVE_SOURCES = frozenset({"withings", "ble"})
 # Readings are measured, not computed: their "method" is the device itself.
 MEASURED = {"method": "measured", "confidence": "device"}
 
@@ -157,7 +158,7 @@ class StateRenderer:
     # -- what each change touches ---------------------------------------------------------------
 
     def measurement(self, measurement: Measurement, tx: Tx) -> str | None:
-        if measurement.source in HISTORY_SOURCES:
+        if measurement.source not in LIVE_SOURCES:
             return None
         messages: list[tuple[str, dict[str, Any]]] = []
         if measurement.kind == "body":

@@ -137,10 +137,10 @@ async def test_a_reading_without_a_weight_is_no_weigh_in_to_show(pipeline: Pipel
 async def test_imported_history_is_not_news(pipeline: Pipeline) -> None:
     """A decade imported from an export file would be a decade of "new" states at once, each dated now."""
     outbox = Outbox(pipeline)
-    for day in range(3):
+    for day, source in enumerate(("import", "zepp", "xiaomi-home")):  # export files, vendor clouds
         moment = datetime.fromtimestamp(NOW - 86400 * (3 - day), UTC)
-        await pipeline.ingest(Reading(source="import", device_id="zepp:fed", taken_at=moment, received_at=moment,
-                                      device_user_id=FRED, values={"weight_kg": 86.0 + day}))
+        await pipeline.ingest(Reading(source=source, device_id=f"{source}:fed", taken_at=moment,
+                                      received_at=moment, device_user_id=FRED, values={"weight_kg": 86.0 + day}))
     assert await outbox.take() == {}
     await pipeline.ingest(weigh_in(60, 85.0, FRED))  # the next weigh-in on the scale is news again
     assert (await outbox.take())["person/fed/state"]["weight"] == 85.0
