@@ -1,13 +1,19 @@
-"""Whole scale conversations per second against `interceptor serve`, next to a bare aiohttp baseline.
+"""Whole scale conversations per second: `interceptor serve`, the Node peer, and a bare aiohttp handler.
 
 N simulated scales (raw TCP, one kept-alive connection per conversation, the real four requests:
 once, session new, measure store, session delete) talk to a real `interceptor serve` process whose
-journal commits every weigh-in with fsync. In the same run, the same load goes to a bare aiohttp
-handler that answers every request with a constant, so the ratio says what our protocol handling and
-durable write cost on this machine, whatever its speed. Everything stays on 127.0.0.1 and every loop
-is bounded by a count.
+journal commits every weigh-in with fsync. In the same run, alternating, the same load goes to a bare
+aiohttp handler that answers every request with a constant (what our protocol handling and durable
+write cost on this machine, whatever its speed) and, when given one, to a peer: another server that
+speaks the Withings scale protocol (issue 10 measures pigsty/withings-server, a Node server). The
+peer is not part of this project: build it yourself out of this tree, then pass the command that
+runs it, with `{port}` (and optionally `{dir}`, a scratch directory for its database) in it, or the
+URL of one already running on loopback. Without a peer the comparison is with the bare handler only,
+and the output says so. Everything stays on 127.0.0.1 and every loop is bounded by a count.
 
-    .venv/bin/python bench/conversation.py [--conversations-per-level 600]
+    .venv/bin/python bench/conversation.py [--conversations-per-level 600] [--repeats 5]
+        [--peer-command 'env PORT={port} SQLITE_PATH={dir}/peer.sqlite node /path/to/peer/server.js']
+        [--peer-url http://127.0.0.1:PORT]
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shlex
 import socket
 import statistics
 import subprocess
@@ -22,8 +29,10 @@ import sys
 import tempfile
 import textwrap
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -31,6 +40,11 @@ sys.path.insert(0, str(ROOT))
 from interceptor.withings.scale import ScaleIdentity, weigh_in  # noqa: E402
 
 LEVELS = (1, 10, 50)
+# Issue 10's floors: against the peer in the same run, or the bare handler where there is no peer.
+FLOOR_PEER_RATIO = 2.0
+FLOOR_BARE_RATIO = 0.35
+FLOOR_P99_MS = 10.0
+FLOOR_IDLE_RSS_MB = 60.0
 CONFIG = """
 [household]
 timezone = "Europe/Paris"
@@ -62,6 +76,19 @@ BARE_SERVER = textwrap.dedent("""
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """)
 
+# Per level: conversations/s, p50 ms, p99 ms, server CPU ms per conversation (NaN: CPU not known).
+Figures = dict[int, tuple[float, float, float, float]]
+
+
+@dataclass
+class Side:
+    """One server under load: where it listens and, when known, its process (for CPU and RSS)."""
+
+    name: str
+    port: int
+    pid: int | None
+    runs: list[Figures] = field(default_factory=list)
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -69,9 +96,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_for(port: int, process: subprocess.Popen) -> None:
+def wait_for(port: int, process: subprocess.Popen | None = None) -> None:
     for _ in range(300):
-        if process.poll() is not None:
+        if process is not None and process.poll() is not None:
             raise RuntimeError(f"server on port {port} exited with {process.returncode}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -81,24 +108,69 @@ def wait_for(port: int, process: subprocess.Popen) -> None:
     raise TimeoutError(f"port {port} never opened")
 
 
-def pin_cores(*server_pids: int) -> None:
+def start_ours(config: Path, data_dir: Path, port: int, *extra: str) -> subprocess.Popen:
+    """`interceptor serve` as a user runs it (without DNS unless `extra` says otherwise), listening."""
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "interceptor"), "serve", "--config", str(config),
+         "--data-dir", str(data_dir), "--http-listen", f"127.0.0.1:{port}", *(extra or ("--no-dns",))],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    wait_for(port, process)
+    return process
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def listener_pid(port: int) -> int | None:
+    """The process listening on 127.0.0.1:`port` (found through its socket's inode), if it is ours to see."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port:
+            inodes.add(f"socket:[{fields[9]}]")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) in inodes for fd in (entry / "fd").iterdir()):
+                return int(entry.name)
+        except OSError:
+            continue
+    return None
+
+
+def pin_cores(*server_pids: int | None) -> None:
     """The servers on one core, the simulated scales on the other, so that neither measures the
-    scheduler moving the other around; a no-op on a machine with a single core."""
+    scheduler moving the other around; a no-op on a machine with a single core. A server's threads
+    (Node's workers, our journal writer) follow it."""
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) < 2:
         return
-    for pid in server_pids:
-        os.sched_setaffinity(pid, {cores[-1]})
+    for pid in filter(None, server_pids):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            os.sched_setaffinity(int(task.name), {cores[-1]})
     os.sched_setaffinity(0, set(cores[:-1]))
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int | None) -> float:
     """User + system CPU the process has used: a figure the load generator's own CPU use cannot blur."""
+    if pid is None:
+        return float("nan")
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int | None) -> float:
+    if pid is None:
+        return float("nan")
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
@@ -143,79 +215,126 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def measure(port: int, pid: int, total: int, first_meastime: int) -> dict[int, tuple[float, float, float, float]]:
+def measure(side: Side, total: int, first_meastime: int, levels: tuple[int, ...] = LEVELS) -> Figures:
     """Per level: conversations/s, p50 ms, p99 ms, server CPU ms per conversation."""
     results = {}
-    run(run_level(port, 5, 50, first_meastime - 1_000_000))  # warm-up, not counted
-    for scales in LEVELS:
-        cpu_before = cpu_seconds(pid)
-        seconds, latencies = run(run_level(port, scales, total, first_meastime + scales * 100_000))
-        cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / len(latencies)
+    run(run_level(side.port, 5, 50, first_meastime - 1_000_000))  # warm-up, not counted
+    for scales in levels:
+        cpu_before = cpu_seconds(side.pid)
+        seconds, latencies = run(run_level(side.port, scales, total, first_meastime + scales * 100_000))
+        cpu_ms = (cpu_seconds(side.pid) - cpu_before) * 1000 / len(latencies)
         results[scales] = (len(latencies) / seconds, statistics.median(latencies), percentile(latencies, 0.99), cpu_ms)
     return results
 
 
-def median_of(runs: list[dict[int, tuple[float, ...]]]) -> dict[int, tuple[float, ...]]:
+def median_of(runs: list[Figures]) -> Figures:
     """Each figure of each level: its median over the runs (this VM is noisy; one run can be an outlier)."""
-    return {scales: tuple(statistics.median(run[scales][index] for run in runs) for index in range(4))
-            for scales in LEVELS}
+    return {scales: tuple(statistics.median(run[scales][index] for run in runs) for index in range(4))  # type: ignore[misc]
+            for scales in runs[0]}
+
+
+def start_peer(arguments: argparse.Namespace, scratch: Path) -> tuple[subprocess.Popen | None, Side | None]:
+    """The peer from --peer-command (started here, on a free port) or --peer-url (already running)."""
+    if arguments.peer_command:
+        port = free_port()
+        peer_dir = scratch / "peer"
+        peer_dir.mkdir()
+        argv = [part.format(port=port, dir=peer_dir) for part in shlex.split(arguments.peer_command)]
+        process = subprocess.Popen(argv, cwd=peer_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(port, process)
+        return process, Side("peer", port, process.pid)
+    if arguments.peer_url:
+        address = urlsplit(arguments.peer_url)
+        if address.hostname not in ("127.0.0.1", "localhost") or address.port is None:
+            raise SystemExit("conversation.py: --peer-url must be http://127.0.0.1:PORT (loopback only)")
+        wait_for(address.port)
+        return None, Side("peer", address.port, listener_pid(address.port))
+    return None, None
+
+
+def row(figures: tuple[float, float, float, float]) -> str:
+    rate, p50, p99, cpu = figures
+    return f"{rate:>7.0f} {p50:>7.2f} {p99:>7.2f} {cpu:>7.2f}"
+
+
+def report(sides: list[Side], arguments: argparse.Namespace, idle_rss: dict[str, float], loaded_rss: float) -> None:
+    medians = {side.name: median_of(side.runs) for side in sides}
+    ours = medians["ours"]
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]};"
+          f" {arguments.conversations_per_level} conversations per level;"
+          f" medians of {arguments.repeats} alternating runs")
+    if "peer" not in medians:
+        print("no peer given (--peer-command or --peer-url): comparing with the bare handler only")
+    print("scales | " + " | ".join(f"{side.name + ' conv/s':>12}  p50 ms  p99 ms  CPU ms" for side in sides))
+    for scales in ours:
+        print(f"{scales:>6} | " + " | ".join(f"{'':>5}{row(medians[side.name][scales])}" for side in sides))
+    others = [name for name in ("peer", "bare") if name in medians]
+    print("scales | " + " | ".join(f"ours/{name} conv/s  p99  CPU" for name in others))
+    for scales in ours:
+        cells = []
+        for name in others:
+            other = medians[name][scales]
+            cells.append(f"{ours[scales][0] / other[0]:>17.2f} {ours[scales][2] / other[2]:>4.2f}"
+                         f" {ours[scales][3] / other[3]:>4.2f}")
+        print(f"{scales:>6} | " + " | ".join(cells))
+    print("idle RSS: " + ", ".join(f"{name} {value:.1f} MB" for name, value in idle_rss.items())
+          + f"; interceptor serve after load {loaded_rss:.1f} MB")
+    print(f"p99 at 10 scales in each run (ours): {', '.join(f'{run[10][2]:.2f}' for run in sides[0].runs)} ms")
+    p99, rss = ours[10][2], idle_rss["ours"]
+    verdict = [f"p99 at 10 scales {p99:.2f} ms (<= {FLOOR_P99_MS:g}: {ok(p99 <= FLOOR_P99_MS)})",
+               f"idle RSS {rss:.1f} MB (<= {FLOOR_IDLE_RSS_MB:g}: {ok(rss <= FLOOR_IDLE_RSS_MB)})"]
+    name, floor = ("peer", FLOOR_PEER_RATIO) if "peer" in medians else ("bare", FLOOR_BARE_RATIO)
+    for scales in (10, 50):
+        ratio = ours[scales][0] / medians[name][scales][0]
+        verdict.append(f"conv/s at {scales} scales {ratio:.2f}x {name} (>= {floor:g}: {ok(ratio >= floor)})")
+    print("floors: " + "; ".join(verdict))
+
+
+def ok(met: bool) -> str:
+    return "ok" if met else "MISSED"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--conversations-per-level", type=int, default=600)
     parser.add_argument("--repeats", type=int, default=5, help="runs of each side, alternating; medians reported")
+    peer = parser.add_mutually_exclusive_group()
+    peer.add_argument("--peer-command", metavar="COMMAND",
+                      help="runs the peer server; {port} and {dir} (a scratch directory) are filled in")
+    peer.add_argument("--peer-url", metavar="URL", help="a peer already running on http://127.0.0.1:PORT")
     arguments = parser.parse_args()
     total = arguments.conversations_per_level
     first_meastime = int(time.time()) - 200_000_000  # about six years ago: distinct, plausible weigh-in times
 
-    with tempfile.TemporaryDirectory() as scratch:
-        config = Path(scratch) / "interceptor.toml"
+    with tempfile.TemporaryDirectory() as scratch_name:
+        scratch = Path(scratch_name)
+        config = scratch / "interceptor.toml"
         config.write_text(CONFIG)
-        ours_port, bare_port = free_port(), free_port()
-        ours = subprocess.Popen(
-            [str(Path(sys.executable).parent / "interceptor"), "serve", "--no-dns", "--config", str(config),
-             "--data-dir", str(Path(scratch) / "data"), "--http-listen", f"127.0.0.1:{ours_port}",
-             "--web-listen", f"127.0.0.1:{free_port()}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(bare_port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        processes = []
         try:
-            wait_for(ours_port, ours)
+            ours_port, bare_port = free_port(), free_port()
+            ours = start_ours(config, scratch / "data", ours_port)
+            processes.append(ours)
+            bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(bare_port)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            processes.append(bare)
             wait_for(bare_port, bare)
-            pin_cores(ours.pid, bare.pid)
+            peer_process, peer_side = start_peer(arguments, scratch)
+            processes += [peer_process] if peer_process else []
+            sides = [Side("ours", ours_port, ours.pid), *([peer_side] if peer_side else []),
+                     Side("bare", bare_port, bare.pid)]
+            pin_cores(*(side.pid for side in sides))
             time.sleep(1.0)
-            idle_rss = rss_mb(ours.pid)
-            bare_idle_rss = rss_mb(bare.pid)
-            ours_runs, bare_runs = [], []
+            idle_rss = {side.name: rss_mb(side.pid) for side in sides}
             for repeat in range(arguments.repeats):
-                ours_runs.append(measure(ours_port, ours.pid, total, first_meastime + repeat * 10_000_000))
-                bare_runs.append(measure(bare_port, bare.pid, total, first_meastime + repeat * 10_000_000))
-            loaded_rss = rss_mb(ours.pid)
-            ours_results, bare_results = median_of(ours_runs), median_of(bare_runs)
-            p99_runs = [run[10][2] for run in ours_runs]
+                # Rotate who goes first, so that no side always meets a machine fresh from idling.
+                for side in sides[repeat % len(sides):] + sides[:repeat % len(sides)]:
+                    side.runs.append(measure(side, total, first_meastime + repeat * 10_000_000))
+            loaded_rss = rss_mb(sides[0].pid)
         finally:
-            for process in (ours, bare):
-                process.terminate()
-                process.wait(timeout=10)
-
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; {total} conversations per level;"
-          f" medians of {arguments.repeats} alternating runs")
-    print("scales | ours conv/s  p50 ms  p99 ms  CPU ms/conv | bare conv/s  p50 ms  p99 ms  CPU ms/conv"
-          " | ratio conv/s  ratio p99  ratio CPU")
-    for scales in LEVELS:
-        rate, p50, p99, cpu = ours_results[scales]
-        bare_rate, bare_p50, bare_p99, bare_cpu = bare_results[scales]
-        print(f"{scales:>6} | {rate:>11.0f}  {p50:>6.2f}  {p99:>6.2f}  {cpu:>11.2f} | {bare_rate:>11.0f}"
-              f"  {bare_p50:>6.2f}  {bare_p99:>6.2f}  {bare_cpu:>11.2f} | {rate / bare_rate:>12.2f}"
-              f"  {p99 / bare_p99:>9.2f}  {cpu / bare_cpu:>9.2f}")
-    print(f"RSS: interceptor serve idle {idle_rss:.1f} MB, after load {loaded_rss:.1f} MB;"
-          f" bare aiohttp idle {bare_idle_rss:.1f} MB")
-    p99_at_10 = ours_results[10][2]
-    print(f"p99 at 10 scales in each run: {', '.join(f'{value:.2f}' for value in p99_runs)} ms")
-    print(f"floors: p99 at 10 scales {p99_at_10:.2f} ms (<= 25: {'ok' if p99_at_10 <= 25 else 'MISSED'}),"
-          f" idle RSS {idle_rss:.1f} MB (<= 60: {'ok' if idle_rss <= 60 else 'MISSED'})")
+            for process in processes:
+                stop(process)
+    report(sides, arguments, idle_rss, loaded_rss)
 
 
 if __name__ == "__main__":
