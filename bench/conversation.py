@@ -108,11 +108,13 @@ def wait_for(port: int, process: subprocess.Popen | None = None) -> None:
     raise TimeoutError(f"port {port} never opened")
 
 
-def start_ours(config: Path, data_dir: Path, port: int, *extra: str) -> subprocess.Popen:
-    """`interceptor serve` as a user runs it (without DNS unless `extra` says otherwise), listening."""
+def start_ours(config: Path, data_dir: Path, port: int, *, dns: bool = False,
+               wrapper: tuple[str, ...] = ()) -> subprocess.Popen:
+    """`interceptor serve` as a user runs it, listening on 127.0.0.1:`port`; its DNS responder only
+    when asked; under `wrapper` (e.g. strace) when given, then the process returned is the wrapper."""
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "interceptor"), "serve", "--config", str(config),
-         "--data-dir", str(data_dir), "--http-listen", f"127.0.0.1:{port}", *(extra or ("--no-dns",))],
+        [*wrapper, str(Path(sys.executable).parent / "interceptor"), "serve", "--config", str(config),
+         "--data-dir", str(data_dir), "--http-listen", f"127.0.0.1:{port}", *(() if dns else ("--no-dns",))],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     wait_for(port, process)
