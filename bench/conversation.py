@@ -246,12 +246,17 @@ def start_peer(arguments: argparse.Namespace, scratch: Path) -> tuple[subprocess
         wait_for(port, process)
         return process, Side("peer", port, process.pid)
     if arguments.peer_url:
-        address = urlsplit(arguments.peer_url)
-        if address.hostname not in ("127.0.0.1", "localhost") or address.port is None:
-            raise SystemExit("conversation.py: --peer-url must be http://127.0.0.1:PORT (loopback only)")
-        wait_for(address.port)
-        return None, Side("peer", address.port, listener_pid(address.port))
+        port = loopback_port(arguments.peer_url)
+        wait_for(port)
+        return None, Side("peer", port, listener_pid(port))
     return None, None
+
+
+def loopback_port(url: str) -> int:
+    address = urlsplit(url)
+    if address.hostname not in ("127.0.0.1", "localhost") or address.port is None:
+        raise SystemExit("conversation.py: --peer-url must be http://127.0.0.1:PORT (loopback only)")
+    return address.port
 
 
 def row(figures: tuple[float, float, float, float]) -> str:
@@ -305,6 +310,8 @@ def main() -> None:
                       help="runs the peer server; {port} and {dir} (a scratch directory) are filled in")
     peer.add_argument("--peer-url", metavar="URL", help="a peer already running on http://127.0.0.1:PORT")
     arguments = parser.parse_args()
+    if arguments.peer_url:
+        loopback_port(arguments.peer_url)  # refused before anything starts
     total = arguments.conversations_per_level
     first_meastime = int(time.time()) - 200_000_000  # about six years ago: distinct, plausible weigh-in times
 
