@@ -4,8 +4,8 @@ For each size, a journal is seeded with a household's history (four people over 
 Withings WS-50 and a Xiaomi Mi Body Composition Scale 2 in turns; composition metrics; one row of
 device history per WS-50 session), written by the project's own pipeline in big transactions.
 Seeding is not measured. Then each command runs as a user runs it, in a fresh process, timed, with
-its peak RSS (`wait4`), under an address-space limit so that a command that would eat the machine
-fails instead:
+its peak RSS, under an address-space limit so that a command that would eat the machine
+fails instead (GNU time reports the peak; prlimit sets the cap):
 
 - `sqlite3 -json` of the same rows and columns `measurements list --format json` prints (the
   baseline: what reading the journal costs at all), then `measurements list` as json, table and csv;
@@ -16,7 +16,7 @@ fails instead:
 
 Issue 10's floors: `measurements list --format json` at 100,000 and 1,000,000 weigh-ins within 3x the
 time of `sqlite3 -json` and 100 MB peak; the conversation rate flat from 10k to 1M. Loopback only;
-every command has a timeout. Needs the Debian packages sqlite3 and influxdb.
+every command has a timeout. Needs the Debian packages sqlite3, influxdb and time.
 
     .venv/bin/python bench/growth.py [--sizes 10000,100000,1000000] [--seed-dir DIR]
         [--memory-limit-mb 8192] [--timeout 3600] [--conversations 1000]
@@ -29,6 +29,7 @@ import asyncio
 import math
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -149,25 +150,26 @@ class Run:
 
 
 def measure(argv: list[str], limit_mb: int, timeout: float) -> Run:
-    """One command in a fresh process: wall time and peak RSS (its own, from wait4), stdout thrown
-    away (both sides write all their output), address space capped at `limit_mb` by prlimit(1),
-    which then becomes the command: a fork of this script would count this script's pages too."""
-    with tempfile.TemporaryFile() as errors:
+    """One command in a fresh process: wall time, and peak RSS as GNU time reports it, stdout thrown
+    away (both sides write all their output), address space capped at `limit_mb` by prlimit(1).
+    GNU time forks the command from its own small process: Python's vfork-based spawn would hand
+    the command this script's memory high-water mark (exec keeps it), and its peak would read ~55 MB."""
+    with tempfile.TemporaryDirectory() as scratch:
+        peak, errors = Path(scratch) / "peak", Path(scratch) / "errors"
         started = time.perf_counter()
-        process = subprocess.Popen(["prlimit", f"--as={limit_mb << 20}", "--", *argv],
-                                   stdout=subprocess.DEVNULL, stderr=errors)
-        while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() - started > timeout:
-                process.kill()
-            time.sleep(0.01)
+        with errors.open("wb") as sink:
+            process = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", str(peak), "prlimit",
+                                        f"--as={limit_mb << 20}", "--", *argv],
+                                       stdout=subprocess.DEVNULL, stderr=sink, start_new_session=True)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)  # GNU time and the command: their own group
+                process.wait()
         seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        errors.seek(0)
-        tail = errors.read().decode(errors="replace").strip().splitlines()
-    return Run(seconds, usage.ru_maxrss / 1024, process.returncode, tail[-1][:160] if tail else "")
+        tail = errors.read_text(errors="replace").strip().splitlines()
+        kilobytes = peak.read_text().split()[-1] if peak.exists() and peak.read_text().split() else "nan"
+    return Run(seconds, float(kilobytes) / 1024, process.returncode, tail[-1][:160] if tail else "")
 
 
 def conversation_rate(config: Path, data_dir: Path, conversations: int) -> tuple[float, float]:
@@ -248,7 +250,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed to each command")
     parser.add_argument("--conversations", type=int, default=1000, help="conversations per rate measurement")
     arguments = parser.parse_args()
-    for program, package in (("sqlite3", "sqlite3"), ("influxd", "influxdb")):
+    for program, package in (("sqlite3", "sqlite3"), ("influxd", "influxdb"), ("/usr/bin/time", "time")):
         if shutil.which(program) is None:
             raise SystemExit(f"growth.py: needs {program} (apt-get install {package})")
     sizes = [int(text) for text in arguments.sizes.split(",")]
