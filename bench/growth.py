@@ -54,6 +54,8 @@ from interceptor.store.journal import Journal  # noqa: E402
 SIZES = (10_000, 100_000, 1_000_000)
 FLOOR_TIME_RATIO = 3.0
 FLOOR_PEAK_MB = 100.0
+# "Flat as the journal grows": within 10 % of the rate on an empty journal, measured alongside.
+FLOOR_RATE_RATIO = 0.9
 BATCH = 20_000
 YEARS = 6
 WS50 = "00:24:e4:6a:10:01"
@@ -191,7 +193,8 @@ def interceptor(*args: str) -> list[str]:
     return [str(Path(sys.executable).parent / "interceptor"), *args]
 
 
-def one_size(size: int, scratch: Path, seeds: Path, arguments: argparse.Namespace) -> None:
+def one_size(size: int, scratch: Path, seeds: Path, arguments: argparse.Namespace) -> float:
+    """Prints the figures for one size; returns the conversation rate over an empty journal's."""
     config = scratch / "interceptor.toml"
     seeded = seeds / f"journal-{size}.sqlite"
     if not seeded.exists():
@@ -239,6 +242,7 @@ def one_size(size: int, scratch: Path, seeds: Path, arguments: argparse.Namespac
     rate, p99 = conversation_rate(config, data, arguments.conversations)
     print(f"conversations, 10 scales: {rate:.0f}/s, p99 {p99:.1f} ms; on an empty journal in the same run"
           f" {empty_rate:.0f}/s, p99 {empty_p99:.1f} ms; ratio {rate / empty_rate:.2f}")
+    return rate / empty_rate
 
 
 def main() -> None:
@@ -261,8 +265,11 @@ def main() -> None:
         seeds.mkdir(parents=True, exist_ok=True)
         print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version};"
               f" each command capped at {arguments.memory_limit_mb} MB of address space")
-        for size in sizes:
-            one_size(size, scratch, seeds, arguments)
+        ratios = {size: one_size(size, scratch, seeds, arguments) for size in sizes}
+    flat = all(ratio >= FLOOR_RATE_RATIO for ratio in ratios.values())
+    print("\nconversation rate over an empty journal's, same run: "
+          + ", ".join(f"{size:,} {ratio:.2f}" for size, ratio in ratios.items())
+          + f"; floor flat (>= {FLOOR_RATE_RATIO:g} at every size): {'ok' if flat else 'MISSED'}")
 
 
 if __name__ == "__main__":
