@@ -110,11 +110,13 @@ def wait_for(port: int, process: subprocess.Popen | None = None) -> None:
 
 def start_ours(config: Path, data_dir: Path, port: int, *, dns: bool = False,
                wrapper: tuple[str, ...] = ()) -> subprocess.Popen:
-    """`interceptor serve` as a user runs it, listening on 127.0.0.1:`port`; its DNS responder only
-    when asked; under `wrapper` (e.g. strace) when given, then the process returned is the wrapper."""
+    """`interceptor serve` as a user runs it, listening on 127.0.0.1:`port` (its household page on
+    another free loopback port); its DNS responder only when asked; under `wrapper` (e.g. strace)
+    when given, then the process returned is the wrapper."""
     process = subprocess.Popen(
         [*wrapper, str(Path(sys.executable).parent / "interceptor"), "serve", "--config", str(config),
-         "--data-dir", str(data_dir), "--http-listen", f"127.0.0.1:{port}", *(() if dns else ("--no-dns",))],
+         "--data-dir", str(data_dir), "--http-listen", f"127.0.0.1:{port}", "--web-listen",
+         f"127.0.0.1:{free_port()}", *(() if dns else ("--no-dns",))],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     wait_for(port, process)

@@ -118,8 +118,8 @@ def weigh_ins(count: int, end: datetime) -> Iterator[tuple[Reading, float | None
 
 async def seed(path: Path, count: int, config_path: Path) -> None:
     """The one place that writes the journal: the pipeline decides each weigh-in (person, metrics)
-    and stores BATCH of them per transaction, each WS-50 session's device report riding along.
-    Adapt only this function when the journal's write API changes."""
+    and stores BATCH of them per group commit, each WS-50 session's device report riding along as
+    the server's does. Adapt only this function when the journal's write API changes."""
     journal = Journal(path)
     pipeline = Pipeline(journal, load_config(config_path))
     try:
@@ -127,13 +127,14 @@ async def seed(path: Path, count: int, config_path: Path) -> None:
         for reading, battery in weigh_ins(count, datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)):
             batch.append(reading)
             if battery is not None:
-                journal.record_device(device_id=WS50, source="withings", seen_at=reading.received_at,
-                                      model="WS-50", firmware="1171", battery_pct=battery)
+                journal.write_later(lambda tx, seen=reading.received_at, level=battery: tx.record_device(
+                    device_id=WS50, source="withings", seen_at=seen, model="WS-50", firmware="1171",
+                    battery_pct=level), "the WS-50's session")
             if len(batch) == BATCH:
-                pipeline.ingest_many(batch)
+                await pipeline.ingest_many(batch)
                 batch = []
         if batch:
-            pipeline.ingest_many(batch)
+            await pipeline.ingest_many(batch)
     finally:
         journal.close()
 
