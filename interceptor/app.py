@@ -72,6 +72,10 @@ def create_app(config: Config, *, clock: Clock = utc_now) -> web.Application:
         from interceptor.homeassistant.link import homeassistant_context
 
         app.cleanup_ctx.append(homeassistant_context(config, pipeline))
+    if config.garmin.users:
+        from interceptor.garmin.sink import garmin_context
+
+        app.cleanup_ctx.append(garmin_context(config, journal))
     return app
 
 

@@ -55,11 +55,26 @@ def common_options(command: F) -> F:
     @functools.wraps(command)
     def wrapper(*args: Any, config_path: Path | None, data_dir: Path | None, **kwargs: Any) -> Any:
         context = click.get_current_context()
-        context.meta["interceptor.config_path"] = config_path
-        context.meta["interceptor.overrides"] = {"data_dir": str(data_dir) if data_dir else None}
+        # A group's options (`export --config X garmin`) stand unless its subcommand gives its own.
+        if config_path is not None or "interceptor.config_path" not in context.meta:
+            context.meta["interceptor.config_path"] = config_path
+        if data_dir is not None or "interceptor.overrides" not in context.meta:
+            context.meta["interceptor.overrides"] = {"data_dir": str(data_dir) if data_dir else None}
         return command(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def ask(question: str, *, secret: bool = False) -> str:
+    """A prompt on a terminal; one line of standard input otherwise (getpass would read /dev/tty)."""
+    if sys.stdin.isatty():
+        return str(click.prompt(question, hide_input=secret))
+    click.echo(f"{question}: ", err=True, nl=False)
+    line = sys.stdin.readline()
+    if not line:
+        raise UserError(f"{question}: nothing on standard input (run this at a terminal, or pipe the answer in)")
+    click.echo("(read from standard input)", err=True)
+    return line.rstrip("\r\n")
 
 
 def load(**overrides: Any) -> Config:
@@ -108,6 +123,7 @@ LAZY_COMMANDS = {
     "compute": "interceptor.composition.cli:compute_command",
     "dns": "interceptor.dns.cli:dns_group",
     "export": "interceptor.exporters.cli:export_command",
+    "garmin": "interceptor.garmin.cli:garmin_group",
     "gateway": "interceptor.ble.cli:gateway_command",
     "import": "interceptor.importers.cli:import_group",
     "replay": "interceptor.capture.cli:replay_command",

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from interceptor.ble.settings import BleSettings
 from interceptor.dns.settings import DnsSettings
+from interceptor.garmin.settings import GarminSettings
 from interceptor.homeassistant.settings import MqttSettings
 from interceptor.hostport import parse_host_port
 from interceptor.importers.xiaomi.settings import XiaomiSettings
@@ -199,6 +200,7 @@ class Config(_Section):
     web: WebSettings = Field(default_factory=WebSettings)
     xiaomi: XiaomiSettings = Field(default_factory=XiaomiSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)  # Home Assistant's broker
+    garmin: GarminSettings = Field(default_factory=GarminSettings)
     devices: dict[str, DeviceSettings] = Field(default_factory=dict, description="keyed by MAC address")
 
     @field_validator("devices")
@@ -223,6 +225,15 @@ class Config(_Section):
                 if value in seen:
                     raise ValueError(f"two users share {attribute} {value!r}; each must be unique")
                 seen.add(value)
+        return self
+
+    @model_validator(mode="after")
+    def _garmin_people(self) -> Config:
+        known = {person.slug for person in self.users}
+        for slug in self.garmin.users:
+            if slug not in known:
+                raise ValueError(f"[garmin] users names {slug!r}, who is not in [[users]] "
+                                 f"({', '.join(sorted(known)) or 'nobody is'}); use a person's slug")
         return self
 
     def person(self, slug: str) -> Person | None:

@@ -15,6 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Kind = Literal["body", "environment"]
 
+# The sources that are scales speaking now (withings/routes.py and ble/frames.py SOURCE). Everything
+# else (export files, the Xiaomi and Zepp clouds) is history, which the sinks that push the news
+# (Home Assistant's states, Garmin Connect) leave alone.
+LIVE_SOURCES = frozenset({"withings", "ble"})
+
 # Reading names (DESIGN.md "Vocabulary") and the unit each carries in its name.
 READING_UNITS: dict[str, str] = {
     "weight_kg": "kg",

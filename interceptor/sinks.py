@@ -1,4 +1,5 @@
-"""The sinks the config enables, each with the renderer its outbox items are queued with.
+"""The sinks the config enables (InfluxDB, Home Assistant, one per Garmin Connect account), each with
+the renderer its outbox items are queued with.
 
 Every process that changes the journal (`serve`, `measurements assign`, `recompute`, `ble replay`)
 opens it with these, so each change is queued for every configured sink in the same transaction.
@@ -21,4 +22,8 @@ def configured_sinks(config: Config) -> dict[str, Renderer]:
         from interceptor.homeassistant.states import SINK, StateRenderer
 
         sinks[SINK] = StateRenderer(config.mqtt.base_topic)
+    if config.garmin.users:
+        from interceptor.garmin.sink import GarminRenderer, sink_name
+
+        sinks.update((sink_name(person), GarminRenderer(person)) for person in config.garmin.users)
     return sinks

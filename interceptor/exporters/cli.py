@@ -1,6 +1,7 @@
 """`interceptor export`: a household's weigh-ins as openScale CSV, the vocabulary's CSV or JSON, or
-Garmin FIT files. Rows stream from the journal's own read connection: nothing is held but the row
-being written (and, for FIT, one file's 200 weigh-ins)."""
+Garmin FIT files; `interceptor export garmin` uploads them to Garmin Connect (`garmin.cli`). Rows
+stream from the journal's own read connection: nothing is held but the row being written (and, for
+FIT, one file's 200 weigh-ins)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from interceptor.store.journal import Filter
 
 FORMATS = ("openscale", "csv", "json", "fit")
 # Formats whose file is one person's (openScale imports one file per user; a Garmin account is one person).
-ONE_PERSON = {"openscale", "fit"}
+ONE_PERSON = {"openscale", "fit", "garmin"}
 
 
 @contextlib.contextmanager
@@ -36,7 +37,8 @@ def _output(path: Path | None) -> Iterator[TextIO]:
         raise UserError(f"{path}: cannot write it ({error.strerror or error})") from None
 
 
-def _person(config: Config, slug: str | None, output: str) -> str | None:
+def person_for(config: Config, slug: str | None, output: str) -> str | None:
+    """The person `--user` names (checked), or the only one for a one-person format."""
     if slug is not None:
         if config.person(slug) is None:
             known = ", ".join(person.slug for person in config.users) or "none configured"
@@ -45,7 +47,7 @@ def _person(config: Config, slug: str | None, output: str) -> str | None:
     if output in ONE_PERSON:
         if len(config.users) == 1:
             return config.users[0].slug
-        raise UserError(f"--format {output} writes one person's weigh-ins: pass --user PERSON")
+        raise UserError(f"{output} takes one person's weigh-ins: pass --user PERSON")
     return None
 
 
@@ -66,18 +68,41 @@ def _write_fit(config: Config, where: Filter, slug: str, directory: Path) -> lis
     return written
 
 
-@click.command("export")
+class _ExportGroup(click.Group):
+    """`export --format ...` writes files; `export garmin` (loaded only when asked for) uploads."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return ["garmin"]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name != "garmin":
+            return None
+        from interceptor.garmin.cli import export_garmin
+
+        return export_garmin
+
+
+@click.group("export", cls=_ExportGroup, invoke_without_command=True)
 @common_options
-@click.option("--format", "output", type=click.Choice(FORMATS), required=True,
+@click.option("--format", "output", type=click.Choice(FORMATS),
               help="openscale: openScale's CSV; csv/json: every value under the vocabulary's names; fit: Garmin FIT")
 @click.option("--user", "slug", help="only this person's weigh-ins (needed for openscale and fit)")
 @click.option("--since", help="only from this date or time (YYYY-MM-DD, local time unless an offset is given)")
 @click.option("-o", "--output", "path", type=click.Path(path_type=Path),
               help="the file to write (default: standard output); for fit, the directory (default: .)")
-def export_command(output: str, slug: str | None, since: str | None, path: Path | None) -> None:
-    """Write stored weigh-ins out, oldest first, for openScale, a spreadsheet or Garmin Connect."""
+@click.pass_context
+def export_command(context: click.Context, output: str | None, slug: str | None, since: str | None,
+                   path: Path | None) -> None:
+    """Write stored weigh-ins out, oldest first, for openScale, a spreadsheet or Garmin Connect
+    (`export garmin --user PERSON` uploads them there)."""
+    if context.invoked_subcommand is not None:
+        if output or slug or since or path:
+            raise UserError(f"put the options after `export {context.invoked_subcommand}`")
+        return
+    if output is None:
+        raise UserError(f"say what to write: --format {'|'.join(FORMATS)} (or `export garmin` to upload)")
     config = load()
-    slug = _person(config, slug, output)
+    slug = person_for(config, slug, output)
     where = Filter(user=slug, since=parse_since(since, config), kind="body")
     if output == "fit":
         written = _write_fit(config, where, slug or "", path or Path("."))

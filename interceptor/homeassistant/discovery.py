@@ -24,9 +24,8 @@ from typing import Any
 from interceptor import __version__
 from interceptor.config import Config, Person, normalise_mac
 from interceptor.homeassistant.entities import ASSIGN_KEY, ASSIGN_NAME, PERSON, ROOM, SCALE, UNASSIGNED, Entity
-from interceptor.homeassistant.states import LIVE_SOURCES
 from interceptor.homeassistant.topics import Topics, device_key, object_slug
-from interceptor.model import DeviceState
+from interceptor.model import LIVE_SOURCES, DeviceState
 from interceptor.store.journal import Filter, Reader
 
 ORIGIN = {"name": "Scale Interceptor", "sw_version": __version__}

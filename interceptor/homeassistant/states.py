@@ -23,7 +23,7 @@ from typing import Any
 
 from interceptor.homeassistant.entities import PERSON, ROOM, SCALE
 from interceptor.homeassistant.topics import Topics
-from interceptor.model import Measurement
+from interceptor.model import LIVE_SOURCES, Measurement
 from interceptor.store import household
 from interceptor.store.journal import DeviceReport, Filter, Reader, Tx
 
@@ -33,10 +33,8 @@ EPOCH_KEY = "mqtt.epoch"
 # A retained document bigger than this is not one of ours: it is not parsed on read-back.
 MAX_DOCUMENT_BYTES = 64 * 1024
 
-# The sources that are scales speaking now (withings/routes.py and ble/frames.py SOURCE). Everything
-# else (export files, the Xiaomi and Zepp clouds) is history: Home Assistant cannot date a state in
-# the past, so a decade of it would only be a decade of "new" states at once.
-LIVE_SOURCES = frozenset({"withings", "ble"})
+# Only scales speaking now (`model.LIVE_SOURCES`) make states: Home Assistant cannot date a state in
+# the past, so a decade of imported history would only be a decade of "new" states at once.
 # Readings are measured, not computed: their "method" is the device itself.
 MEASURED = {"method": "measured", "confidence": "device"}
 

@@ -76,6 +76,13 @@ CREATE TABLE IF NOT EXISTS imports (
     identity TEXT PRIMARY KEY,
     measurement_id INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS garmin_uploads (
+    person TEXT NOT NULL,
+    measurement_id INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    uploaded_at REAL NOT NULL,
+    PRIMARY KEY (person, measurement_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL

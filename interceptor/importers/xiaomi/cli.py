@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import TypeVar
 import click
 
 from interceptor import runtime
-from interceptor.cli import UserError, common_options, load, parse_since, text_table
+from interceptor.cli import UserError, ask, common_options, load, parse_since, text_table
 from interceptor.config import Config, find_config_path
 from interceptor.importers.cloud.errors import CloudError
 from interceptor.importers.cloud.http import Http
@@ -40,18 +39,6 @@ T = TypeVar("T")
 
 
 # -- asking the person -------------------------------------------------------------------------------
-
-def ask(question: str, *, secret: bool = False) -> str:
-    """A prompt on a terminal; one line of standard input otherwise (getpass would read /dev/tty)."""
-    if sys.stdin.isatty():
-        return str(click.prompt(question, hide_input=secret))
-    click.echo(f"{question}: ", err=True, nl=False)
-    line = sys.stdin.readline()
-    if not line:
-        raise UserError(f"{question}: nothing on standard input (run this at a terminal, or pipe the answer in)")
-    click.echo("(read from standard input)", err=True)
-    return line.rstrip("\r\n")
-
 
 def _captcha(path: Path) -> str:
     click.echo(f"Xiaomi wants a captcha: open {path} and type the characters it shows.", err=True)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import click
 
 from interceptor import runtime
-from interceptor.cli import UserError, common_options, load, parse_since
+from interceptor.cli import UserError, ask, common_options, load, parse_since
 from interceptor.config import Config
 from interceptor.importers.cloud.door import Door
 from interceptor.importers.cloud.errors import CloudError
@@ -25,7 +25,7 @@ from interceptor.importers.cloud.report import Progress, report
 from interceptor.importers.records import Refusal
 from interceptor.importers.summary import Summary
 from interceptor.importers.xiaomi.account import Account
-from interceptor.importers.xiaomi.cli import PROMPTS, ask
+from interceptor.importers.xiaomi.cli import PROMPTS
 from interceptor.importers.xiaomi.devices import ble_mac
 from interceptor.importers.xiaomi.importing import CLOUD_RULE, count, where
 from interceptor.importers.zeppcloud import client
