@@ -1,9 +1,10 @@
 """`interceptor doctor`: checks a user can run from their box, each ending in what to fix.
 
 It looks at what the product depends on, in the order a user sets it up: the config, the journal,
-the HTTP and DNS ports, the DNS answer for the scale's host name, and InfluxDB (reachable, and
-accepting a write). Nothing here changes the user's data except one marker point in InfluxDB
-(measurement `interceptor_doctor`), which is the only way to prove write permission.
+the HTTP and DNS ports, the DNS answer for the scale's host name, InfluxDB (reachable, and accepting
+a write), Home Assistant's broker and the Garmin sign-ins. Nothing here changes the user's data
+except one marker point in InfluxDB (measurement `interceptor_doctor`), which is the only way to
+prove write permission.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from dataclasses import dataclass
 
 from interceptor.config import Config, parse_host_port
+from interceptor.garmin.sink import sink_name
 from interceptor.store.influx import SinkError, make_writer
 from interceptor.store.journal import Filter, JournalError, reader_of
 
@@ -45,10 +47,15 @@ def check_journal(config: Config) -> Check:
     try:
         with reader_of(path) as reader:
             count = reader.count(Filter(kind="body"))
-            backlogs = {label: reader.outbox_size(sink) for sink, label in SINK_LABELS.items()}
+            garmin = {sink_name(person): f"Garmin Connect ({person})" for person in config.garmin.users}
+            sinks = {**SINK_LABELS, **garmin}
+            backlogs = {label: reader.backlog(sink) for sink, label in sinks.items()}
     except (JournalError, sqlite3.DatabaseError) as error:
         return Check("journal", False, f"{path}: {error}")
-    waiting = "".join(f"; {count} item(s) waiting for {label}" for label, count in backlogs.items() if count)
+    waiting = "".join(
+        f"; {queued.items} item(s) waiting for {label}" + (f" (last error: {queued.last_error})" if queued.last_error
+                                                           else "")
+        for label, queued in backlogs.items() if queued.items)
     return Check("journal", True, f"{path}: {count} weigh-in(s){waiting}")
 
 
@@ -172,6 +179,29 @@ async def check_mqtt(config: Config) -> Check:
                  f" {settings.discovery_prefix}/")
 
 
+def check_garmin(config: Config) -> Check:
+    """Whether serve can upload for each person in [garmin] users: the extra, and a kept sign-in
+    (nothing is sent to Garmin here: a sign-in is only tried by an upload)."""
+    people = config.garmin.users
+    if not people:
+        return Check("garmin connect", True, "no one's weigh-ins go to Garmin Connect ([garmin] users;"
+                     " docs/import-export.md)")
+    from interceptor.garmin import library
+    from interceptor.garmin.tokens import TokenStore
+
+    if not library.available():
+        return Check("garmin connect", False, str(library.NotInstalled()))
+    missing = []
+    for person in people:
+        try:
+            TokenStore(config.data_dir, person).require()
+        except library.GarminError as error:
+            missing.append(str(error))
+    if missing:
+        return Check("garmin connect", False, "; ".join(missing))
+    return Check("garmin connect", True, f"signed in for {', '.join(people)}; new weigh-ins are uploaded by serve")
+
+
 async def run_checks(config: Config) -> list[Check]:
     return [
         check_journal(config),
@@ -179,4 +209,5 @@ async def run_checks(config: Config) -> list[Check]:
         await check_dns(config),
         await check_influx(config),
         await check_mqtt(config),
+        check_garmin(config),
     ]
