@@ -113,8 +113,10 @@ class Served:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
-def start_server(config_path: Path, data_dir: Path, port: int | None = None, web_port: int | None = None) -> Served:
-    """Also the household page, on its own free loopback port (never the default 8080 shared by every test)."""
+def start_server(config_path: Path, data_dir: Path, port: int | None = None, web_port: int | None = None,
+                 env: dict[str, str] | None = None) -> Served:
+    """Also the household page, on its own free loopback port (never the default 8080 shared by every test);
+    `env`: variables added to the server's environment."""
     port = port or free_port()
     web_port = web_port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -123,7 +125,7 @@ def start_server(config_path: Path, data_dir: Path, port: int | None = None, web
         process = subprocess.Popen(
             [str(INTERCEPTOR), "serve", "--config", str(config_path), "--data-dir", str(data_dir),
              "--http-listen", f"127.0.0.1:{port}", "--web-listen", f"127.0.0.1:{web_port}", "--no-dns"],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
     try:
         wait_for_port(port, process)
