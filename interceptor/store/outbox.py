@@ -76,15 +76,22 @@ def enqueue(
     render: Callable[[Renderer], str | None],
     retract: Callable[[Renderer], dict[str, str] | None] | None = None,
 ) -> int:
-    """Queue one item for each of `sinks`; returns how many rows were queued."""
+    """Queue one item for each of `sinks` that has something to send or take back (a sink's queue
+    counts only what it owes: a Garmin account is owed its person's weigh-ins, not the household's);
+    returns how many rows were queued."""
     now = time.time()
+    queued = 0
     for name, renderer in sinks.items():
         removed = retract(renderer) if retract is not None else None
+        payload = render(renderer)
+        if payload is None and not removed:
+            continue
         db.execute(
             "INSERT INTO outbox (sink, item, item_id, enqueued_at, retract, payload) VALUES (?, ?, ?, ?, ?, ?)",
-            (name, item, item_id, now, json.dumps(removed) if removed else None, render(renderer)),
+            (name, item, item_id, now, json.dumps(removed) if removed else None, payload),
         )
-    return len(sinks)
+        queued += 1
+    return queued
 
 
 def batch(db: sqlite3.Connection, sink: str, limit: int, now: float, after: int = 0) -> OutboxBatch | None:

@@ -37,7 +37,8 @@ def test_login_with_the_code_typed_on_stdin_keeps_the_tokens_private(household: 
     garmin = household.garmin
     assert "Garmin sent a verification code" in done.stderr
     assert f"signed in to Garmin Connect as {DISPLAY_NAME} for fra" in done.stderr
-    assert garmin.requests == ["sso.garmin.com POST /mobile/api/login", "sso.garmin.com POST /mobile/api/mfa/verifyCode",
+    assert garmin.requests == ["sso.garmin.com POST /mobile/api/login",
+                               "sso.garmin.com POST /mobile/api/mfa/verifyCode",
                                "diauth.garmin.com POST /di-oauth2-service/oauth/token",
                                "connectapi.garmin.com GET /userprofile-service/socialProfile"]
     kept = household.data_dir / "garmin" / "fra.json"
@@ -151,6 +152,7 @@ def test_401_403_429_are_one_line_each_and_nothing_is_remembered_as_sent(
 
 def test_one_person_per_account(household: Household) -> None:
     done = household.cli("export", "garmin")
-    assert done.returncode == 1 and last_line(done) == "interceptor: garmin takes one person's weigh-ins: pass --user PERSON"
+    assert done.returncode == 1
+    assert last_line(done) == "interceptor: garmin takes one person's weigh-ins: pass --user PERSON"
     nobody = household.cli("garmin", "login", "--user", "zed", input=f"x\ny\n{MFA_CODE}\n")
     assert nobody.returncode == 1 and "--user 'zed' is not in the household (fed, fra)" in nobody.stderr
