@@ -1,4 +1,4 @@
-"""Client address checks (who may use the responder, who a split-horizon rule is for) and rate limits.
+"""Client address checks: who may use the responder, and who a split-horizon rule is for.
 
 Both run for every query, so they remember their answer per client address: parsing an address with
 `ipaddress` costs more than answering an intercepted name. The memories are bounded, because client
@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-MEMORY_LIMIT = 4096
+from interceptor.limits import MEMORY_LIMIT
 
 
 def client_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -49,40 +49,3 @@ class NetworkSet:
             self._memory.clear()
         self._memory[client_ip] = inside
         return inside
-
-
-class RateLimiter:
-    """A token bucket per client address: `rate` queries per second, bursts up to `burst`.
-
-    Sans-I/O: the caller passes the clock. A household's router may forward everyone's queries from
-    one address, hence generous defaults; 0 turns the limiter off.
-    """
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = float(burst)
-        self._buckets: dict[str, list[float]] = {}
-
-    def allow(self, client_ip: str, now: float) -> bool:
-        if self.rate <= 0:
-            return True
-        bucket = self._buckets.get(client_ip)
-        if bucket is None:
-            if len(self._buckets) >= MEMORY_LIMIT:
-                self._forget_full(now)
-            self._buckets[client_ip] = [self.burst - 1.0, now]
-            return True
-        tokens = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
-        bucket[1] = now
-        if tokens < 1.0:
-            bucket[0] = tokens
-            return False
-        bucket[0] = tokens - 1.0
-        return True
-
-    def _forget_full(self, now: float) -> None:
-        """Drop the buckets that have refilled (their clients would be allowed anyway)."""
-        refill = self.burst / self.rate
-        self._buckets = {ip: b for ip, b in self._buckets.items() if now - b[1] < refill}
-        if len(self._buckets) >= MEMORY_LIMIT:
-            self._buckets.clear()

@@ -11,7 +11,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-from interceptor.dns.clients import MEMORY_LIMIT, client_address
+from interceptor.dns.clients import client_address
+from interceptor.limits import MEMORY_LIMIT
 
 REMEMBER_SECONDS = 60.0
 

@@ -25,8 +25,7 @@ from dnslib import QTYPE, RCODE
 
 from interceptor.dns.answers import InterceptLog
 from interceptor.dns.cache import Cache, CacheKey
-from interceptor.dns.clients import NetworkSet, RateLimiter
-from interceptor.dns.notices import Notices
+from interceptor.dns.clients import NetworkSet
 from interceptor.dns.rules import Rule, Rules
 from interceptor.dns.settings import DnsSettings
 from interceptor.dns.wire import (
@@ -52,6 +51,8 @@ from interceptor.dns.wire import (
     parse_query,
     truncated,
 )
+from interceptor.limits import RateLimiter
+from interceptor.notices import Notices
 
 query_log = logging.getLogger("interceptor.dns.queries")
 notice_log = logging.getLogger("interceptor.dns.notices")
@@ -83,7 +84,7 @@ class Resolver:
         self.rate_limit = settings.rate_limit
         self.refusals = RateLimiter(settings.refused_rate, max(1, int(settings.refused_rate)))
         self.refusals_total = RateLimiter(settings.refused_rate_total, max(1, int(settings.refused_rate_total)))
-        self.notices = Notices(notice_log, now)
+        self.notices = Notices(notice_log, now, what="refused or malformed DNS queries")
         self.rules = Rules(settings.intercept)
         self.cache = Cache(
             settings.cache_size, settings.cache_min_ttl, settings.cache_max_ttl, settings.negative_max_ttl

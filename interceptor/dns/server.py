@@ -18,11 +18,11 @@ from typing import Any
 
 from interceptor.dns.forwarder import Forwarder
 from interceptor.dns.interfaces import LocalAddresses
-from interceptor.dns.notices import NOTICE_WINDOW
 from interceptor.dns.resolver import Forward, Resolver
 from interceptor.dns.settings import DnsSettings
 from interceptor.dns.tcp import TcpService
 from interceptor.dns.upstreams import UpstreamPool
+from interceptor.notices import NOTICE_WINDOW
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from interceptor.dns.resolver import Forward
+from interceptor.limits import ConnectionTable
 
 if TYPE_CHECKING:
     from interceptor.dns.server import DnsServer
@@ -41,60 +42,13 @@ class Connection:
     writer: asyncio.StreamWriter
     owed: int = 0
 
+    @property
+    def busy(self) -> bool:
+        return self.owed > 0
+
     def drop(self) -> None:
         """Close at once, discarding unsent bytes: its handler sees end-of-stream and finishes."""
         self.writer.transport.abort()
-
-
-class ConnectionTable:
-    """Who holds which TCP connections, and at each new one, whether it may stay and who makes room."""
-
-    def __init__(self, per_client: int, total: int) -> None:
-        self.per_client = per_client
-        self.total = total
-        self.count = 0
-        self._by_client: dict[str, list[Connection]] = {}  # each list in order of opening
-
-    def admit(self, connection: Connection) -> bool:
-        """Register `connection`, dropping an idle one to make room at a cap; False: no room at all."""
-        mine = self._by_client.get(connection.client_ip, [])
-        if len(mine) >= self.per_client or self.count >= self.total:
-            victim = _oldest_idle(mine) if len(mine) >= self.per_client else self._idle_of_the_greediest()
-            if victim is None:
-                return False
-            self.release(victim)
-            victim.drop()
-        self._by_client.setdefault(connection.client_ip, []).append(connection)
-        self.count += 1
-        return True
-
-    def release(self, connection: Connection) -> None:
-        """Forget `connection` (closed by its client, by a limit, or dropped to make room); idempotent."""
-        mine = self._by_client.get(connection.client_ip)
-        if mine is None or connection not in mine:
-            return
-        mine.remove(connection)
-        self.count -= 1
-        if not mine:
-            del self._by_client[connection.client_ip]
-
-    def connections(self) -> list[Connection]:
-        return [connection for mine in self._by_client.values() for connection in mine]
-
-    def _idle_of_the_greediest(self) -> Connection | None:
-        """The oldest idle connection of the client holding the most connections that has one idle."""
-        best: Connection | None = None
-        best_count = 0
-        for mine in self._by_client.values():
-            if len(mine) > best_count:
-                idle = _oldest_idle(mine)
-                if idle is not None:
-                    best, best_count = idle, len(mine)
-        return best
-
-
-def _oldest_idle(connections: list[Connection]) -> Connection | None:
-    return next((connection for connection in connections if connection.owed == 0), None)
 
 
 class TcpService:

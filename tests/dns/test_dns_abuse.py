@@ -25,10 +25,10 @@ from dns_support import FakeUpstream, addresses, ask, closed_by_server, framed, 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from interceptor.dns.notices import Notices
 from interceptor.dns.resolver import Resolver, fit
 from interceptor.dns.settings import DnsSettings
 from interceptor.dns.wire import RCODE_NOERROR, TYPE_A, address_record, build_reply, name_text, parse_query
+from interceptor.notices import Notices
 
 Factory = Callable[..., Any]
 
@@ -307,7 +307,7 @@ def test_fuzz_notices_log_a_bounded_number_of_lines_per_window(events: list[tupl
     logger.setLevel(logging.INFO)
     logger.propagate = False
     try:
-        notices = Notices(logger, 0.0, lines_per_window=3, window=60.0)
+        notices = Notices(logger, 0.0, what="refused or malformed DNS queries", lines_per_window=3, window=60.0)
         now = 0.0
         for step, client in events:
             now += step
@@ -333,7 +333,8 @@ class _Collect(logging.Handler):
 
 def test_a_notice_summary_names_the_busiest_client(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="test.summary")
-    notices = Notices(logging.getLogger("test.summary"), 100.0, lines_per_window=2, window=60.0)
+    notices = Notices(logging.getLogger("test.summary"), 100.0, what="refused or malformed DNS queries",
+                      lines_per_window=2, window=60.0)
     for index in range(50):
         notices.notice(100.0 + index * 0.1, "8.8.8.8" if index % 5 else "1.1.1.1", "junk %d", index)
     assert [record.getMessage() for record in caplog.records] == ["junk 0", "junk 1"]
