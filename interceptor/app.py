@@ -14,6 +14,7 @@ from aiohttp import web
 
 from interceptor.ble.routes import ble_context, ble_mqtt_context, ble_routes
 from interceptor.config import Config
+from interceptor.listeners import NOTICES, http_notices
 from interceptor.pipeline import Clock, Pipeline, utc_now
 from interceptor.sinks import configured_sinks
 from interceptor.store.delivery import Delivery
@@ -42,14 +43,18 @@ async def _like_the_real_server(request: web.BaseRequest, response: web.StreamRe
 
 def create_app(config: Config, *, clock: Clock = utc_now) -> web.Application:
     journal = Journal(config.data_dir / "journal.sqlite", sinks=configured_sinks(config))
-    request_log = RequestLog(config.data_dir / "requests.sqlite")
+    settings = config.requestlog
+    request_log = RequestLog(config.data_dir / "requests.sqlite", max_rows=settings.max_rows,
+                             max_bytes=settings.max_bytes, max_body_bytes=settings.max_body_bytes)
     pipeline = Pipeline(journal, config, clock)
-    cloud = WithingsCloud(config, pipeline, request_log, clock)
+    notices = http_notices()
+    cloud = WithingsCloud(config, pipeline, request_log, notices, clock)
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[JOURNAL] = journal
     app[PIPELINE] = pipeline
+    app[NOTICES] = notices
     app.add_routes(cloud.routes())
-    app.add_routes(ble_routes(config, pipeline))
+    app.add_routes(ble_routes(config, pipeline, notices))
     app.cleanup_ctx.append(ble_context(config, pipeline))
     app.cleanup_ctx.append(ble_mqtt_context(config, pipeline))
     app.on_response_prepare.append(_like_the_real_server)
@@ -91,7 +96,7 @@ def _influx_delivery(config: Config, journal: Journal) -> Callable[[web.Applicat
         async def probe_then_run() -> None:
             try:
                 await writer.probe()
-                log.info("InfluxDB at %s is ready (%s dialect)", config.influx.url, config.influx.dialect)
+                log.info("InfluxDB at %s is ready (%s dialect)", config.influx.shown_url, config.influx.dialect)
             except SinkError as error:
                 log.error("%s (weigh-ins are kept and sent once it works)", error)
             await delivery.run()

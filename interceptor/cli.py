@@ -103,7 +103,11 @@ def open_journal(config: Config, sinks: Mapping[str, Renderer] | None = None) ->
 
 @contextlib.contextmanager
 def open_reader(config: Config) -> Iterator[Reader]:
-    """The journal for commands that only read: no writer, nothing created or changed."""
+    """The journal for commands that only read: no writer, nothing created or changed. A damaged
+    page met while reading is told in one line, with the command that recovers the rest."""
+    import sqlite3
+
+    from interceptor.store.integrity import is_damage
     from interceptor.store.journal import JournalError, reader_of
 
     path = config.data_dir / "journal.sqlite"
@@ -114,6 +118,11 @@ def open_reader(config: Config) -> Iterator[Reader]:
             yield reader
     except JournalError as error:
         raise UserError(str(error)) from None
+    except sqlite3.DatabaseError as error:
+        if not is_damage(error):
+            raise
+        raise UserError(f"{path} is damaged ({error}): stop the server and run `interceptor journal recover`,"
+                        " which copies what can be read into a new journal") from None
 
 
 # Commands that live with their package; imported only when run, so that `interceptor gateway` on a
@@ -421,7 +430,46 @@ def sync_influx(since: str | None) -> None:
             day = result.resume_from.astimezone(config.household.zone).date().isoformat()
             again = f"run `interceptor sync influx --since {day}` again"
         raise UserError(f"{result.error}; {result.sent} of {result.total} point(s) sent: fix that, then {again}")
-    click.echo(f"sent {result.sent} point(s) to InfluxDB at {config.influx.url}", err=True)
+    click.echo(f"sent {result.sent} point(s) to InfluxDB at {config.influx.shown_url}", err=True)
+
+
+@main.group("journal")
+def journal_group() -> None:
+    """Check the journal, and recover what can be read from a damaged one."""
+
+
+@journal_group.command("check")
+@common_options
+def journal_check() -> None:
+    """Read every page of the journal (PRAGMA quick_check); exit 1 if it is damaged."""
+    from interceptor.store.integrity import quick_check
+
+    path = load().data_dir / "journal.sqlite"
+    if not path.exists():
+        raise UserError(f"no journal at {path}: nothing has been stored yet (or pass --data-dir)")
+    problem = quick_check(path)
+    if problem is not None:
+        raise UserError(f"{path} is damaged ({problem}): stop the server and run `interceptor journal recover`")
+    click.echo(f"{path}: no damage found", err=True)
+
+
+@journal_group.command("recover")
+@common_options
+def journal_recover() -> None:
+    """Copy what can be read from a damaged journal into a new one, keeping the damaged file.
+
+    Stop `interceptor serve` first. Rows on damaged pages are lost; every other row keeps its id."""
+    from interceptor.store.journal import JournalError
+    from interceptor.store.recover import recover
+
+    path = load().data_dir / "journal.sqlite"
+    try:
+        result = recover(path)
+    except JournalError as error:
+        raise UserError(str(error)) from None
+    counts = ", ".join(f"{count} {table.replace('_', ' ')}" for table, count in result.rows.items())
+    click.echo(f"recovered into a new {path}: {counts}", err=True)
+    click.echo(f"the damaged journal is kept as {result.damaged_kept_as}", err=True)
 
 
 @main.group("config")

@@ -8,12 +8,14 @@ environment with `__` between levels: `INTERCEPTOR_HOUSEHOLD__TIMEZONE=Europe/Pa
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -24,6 +26,8 @@ from interceptor.garmin.settings import GarminSettings
 from interceptor.homeassistant.settings import MqttSettings
 from interceptor.hostport import parse_host_port
 from interceptor.importers.xiaomi.settings import XiaomiSettings
+from interceptor.limits import ListenerLimits
+from interceptor.masking import is_secret_name, mask_url
 from interceptor.nesting import TooDeep, loads_json, loads_toml
 from interceptor.paths import default_data_dir
 from interceptor.web.settings import WebSettings
@@ -31,8 +35,6 @@ from interceptor.web.settings import WebSettings
 ENV_PREFIX = "INTERCEPTOR_"
 DEFAULT_CONFIG_PATHS = (Path("interceptor.toml"), Path("/etc/interceptor/interceptor.toml"))
 STANDARD_GRAVITY = 9.80665
-# A key containing one of these holds a secret: its value is never echoed in an error message.
-SECRET_WORDS = ("password", "token", "key", "secret")
 
 
 class ConfigError(Exception):
@@ -121,7 +123,10 @@ class Household(_Section):
         return ZoneInfo(self.timezone)
 
 
-class HttpSettings(_Section):
+class HttpSettings(ListenerLimits):
+    """The emulated Withings cloud's listener (the BLE gateway posts there too), and its limits
+    (`interceptor.listeners`: timeouts, connection caps, a request rate per client address)."""
+
     listen: str = Field(default="0.0.0.0:80", description="HOST:PORT the emulated Withings cloud listens on")
 
     @field_validator("listen")
@@ -165,7 +170,7 @@ class InfluxSettings(_Section):
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
-            raise ValueError(f"'{value}' is not an http(s) URL; write e.g. 'http://127.0.0.1:8086'")
+            raise ValueError(f"'{mask_url(value)}' is not an http(s) URL; write e.g. 'http://127.0.0.1:8086'")
         return value.rstrip("/") if value else value
 
     @model_validator(mode="after")
@@ -181,6 +186,36 @@ class InfluxSettings(_Section):
     def enabled(self) -> bool:
         return self.url is not None
 
+    @property
+    def shown_url(self) -> str:
+        """The URL as messages show it: a password in it masked."""
+        return mask_url(self.url) if self.url is not None else "(none)"
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret in the forms a server could echo back: password, token, the
+        Basic credentials made of them, and a password inside the URL."""
+        values = [secret.get_secret_value() for secret in (self.password, self.token) if secret is not None]
+        if self.username is not None and self.password is not None:
+            pair = f"{self.username}:{self.password.get_secret_value()}"
+            values += [pair, base64.b64encode(pair.encode()).decode()]
+        if self.token is not None:
+            values.append(base64.b64encode(self.token.get_secret_value().encode()).decode())
+        if self.url is not None and "@" in self.url.split("//", 1)[-1].split("/", 1)[0]:
+            userinfo = self.url.split("//", 1)[-1].split("/", 1)[0].rpartition("@")[0]
+            values += [userinfo, userinfo.partition(":")[2], base64.b64encode(unquote(userinfo).encode()).decode()]
+        return [value for value in values if value]
+
+
+class RequestLogSettings(_Section):
+    """`requests.sqlite`: every request a device made, for debugging; a ring bounded in rows and bytes."""
+
+    max_rows: int = Field(default=10_000, ge=100, le=10_000_000, description="requests kept (the newest)")
+    max_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024 * 1024, le=100 * 1024**3,
+        description="bytes the file may take: the oldest requests go first, and the file shrinks back",
+    )
+    max_body_bytes: int = Field(default=64 * 1024, ge=0, le=1024 * 1024, description="bytes of each body kept")
+
 
 class DeviceSettings(_Section):
     model: str | None = Field(default=None, description="what to call it, e.g. 'WS-50'")
@@ -193,6 +228,7 @@ class Config(_Section):
     household: Household = Field(default_factory=Household)
     users: tuple[Person, ...] = ()
     http: HttpSettings = Field(default_factory=HttpSettings)
+    requestlog: RequestLogSettings = Field(default_factory=RequestLogSettings)
     dns: DnsSettings = Field(default_factory=DnsSettings)
     withings: WithingsSettings = Field(default_factory=WithingsSettings)
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
@@ -300,7 +336,9 @@ def _describe(error: Mapping[str, Any], origins: Mapping[str, str], source: str)
     origin = next((var for key, var in origins.items() if location == key or location.startswith(key + ".")), None)
     where = f"{origin} (environment)" if origin else source
     got = error.get("input")
-    secret = any(word in location for word in SECRET_WORDS)
+    secret = any(is_secret_name(str(part)) for part in error["loc"])
+    if isinstance(got, str) and "://" in got:
+        got = mask_url(got)
     shown = f" (got {got!r})" if got is not None and not isinstance(got, dict | list) and not secret else ""
     return f"{where}: {location or '(top level)'}: {message}{shown}"
 
@@ -353,5 +391,9 @@ def load_config(
 
 
 def effective_config(config: Config) -> dict[str, Any]:
-    """What `interceptor config check` prints: every value in force, secrets masked."""
-    return config.model_dump(mode="json")
+    """What `interceptor config check` prints: every value in force, secrets masked (pydantic shows a
+    SecretStr as stars; a password inside a URL is masked here)."""
+    values = config.model_dump(mode="json")
+    if config.influx.url is not None:
+        values["influx"]["url"] = mask_url(config.influx.url)
+    return values

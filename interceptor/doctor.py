@@ -162,7 +162,7 @@ async def check_influx(config: Config) -> Check:
     finally:
         await writer.close()
     target = f"bucket '{settings.bucket}'" if settings.dialect == "v2" else f"database '{settings.database}'"
-    return Check("influxdb", True, f"{settings.url} accepts writes to {target} ({settings.dialect} dialect)")
+    return Check("influxdb", True, f"{settings.shown_url} accepts writes to {target} ({settings.dialect} dialect)")
 
 
 async def check_mqtt(config: Config) -> Check:

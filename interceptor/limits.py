@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from pydantic import BaseModel, ConfigDict, Field
+
 MEMORY_LIMIT = 4096
 
 
@@ -120,3 +122,30 @@ class ConnectionTable:
 
 def _oldest_idle(connections: list[Held]) -> Held | None:
     return next((connection for connection in connections if not connection.busy), None)
+
+
+class ListenerLimits(BaseModel):
+    """What one client, and everyone together, may do to an HTTP listener (`interceptor.listeners`).
+
+    The defaults are far above what a household's devices do: a WS-50 makes 4 requests a
+    conversation on one connection, a BLE gateway posts a batch a second on one kept-alive
+    connection, a browser opens 6 connections."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    idle_timeout: float = Field(
+        default=15.0, gt=0, le=3600,
+        description="seconds a connection may stay open with no request under way (after opening or a reply)",
+    )
+    request_timeout: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="seconds from a request's first byte to its reply: a request sent slowly, or half, is cut off",
+    )
+    max_connections: int = Field(default=128, ge=1, le=100_000, description="connections open at once, in all")
+    max_connections_per_client: int = Field(
+        default=16, ge=1, le=100_000, description="connections one client address may hold open at once",
+    )
+    rate_limit: float = Field(
+        default=20.0, ge=0, description="requests a second one client address may make (0: no limit); beyond, 429",
+    )
+    rate_burst: int = Field(default=100, ge=1, description="requests a client may make at once above its rate")

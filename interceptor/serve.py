@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import errno
 import gc
 import logging
 import signal
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from interceptor.app import JOURNAL, PIPELINE, create_app
 from interceptor.config import Config
+from interceptor.listeners import start_listener
+from interceptor.store.integrity import STARTUP_CHECK_S, start_check
+from interceptor.store.journal import Journal
 
 if TYPE_CHECKING:
     from interceptor.capture.record import RecordingSettings
@@ -44,25 +49,27 @@ def bind_error_message(what: str, host: str, port: int, error: OSError) -> str:
 async def run(config: Config, *, with_dns: bool = True, query_log: bool = False,
               capture: RecordingSettings | None = None) -> None:
     """`capture`: also write every connection to a pcapng file (`interceptor.capture.record`)."""
+    check = await _check_journal(config.data_dir / "journal.sqlite")
     app = create_app(config)
-    runner = web.AppRunner(app, access_log_format='%a "%r" %s %b %Tfs')
-    await runner.setup()
+    if check is not None:  # a large journal: its check goes on, and stops writes if it finds damage
+        journal = app[JOURNAL]
+        check.add_done_callback(lambda done: _checked(journal, done))
     host, port = config.http.host_port
     dns_server = None
     web_runner = None
-    try:
-        site = web.TCPSite(runner, host, port, reuse_address=True)
-        if capture is not None:
-            from interceptor.capture.record import RecordingSite
+    tap = None
+    if capture is not None:
+        from interceptor.capture.record import recording_tap
 
-            try:
-                site = RecordingSite(runner, host, port, capture)
-            except OSError as error:
-                raise ServeError(f"--capture {capture.directory}: {error.strerror or error}") from None
         try:
-            await site.start()
+            tap = recording_tap(capture)
         except OSError as error:
-            raise ServeError(bind_error_message("HTTP", host, port, error)) from None
+            raise ServeError(f"--capture {capture.directory}: {error.strerror or error}") from None
+    try:
+        runner = await start_listener(app, host, port, config.http, tap=tap, access_log_format='%a "%r" %s %b %Tfs')
+    except OSError as error:
+        raise ServeError(bind_error_message("HTTP", host, port, error)) from None
+    try:
         # Everything loaded so far lives as long as the server: keep the collector from walking it
         # again and again, which would show as latency spikes for scales and DNS clients.
         gc.collect()
@@ -104,6 +111,34 @@ async def _start_web(config: Config, app: web.Application, dns: bool) -> tuple[w
         return await start_web(config, app[JOURNAL], app[PIPELINE], health, utc_now), health
     except OSError as error:
         raise ServeError(bind_error_message("web", host, port, error)) from None
+
+
+async def _check_journal(path: Path) -> concurrent.futures.Future[str | None] | None:
+    """Refuse to serve a damaged journal; a check still running after STARTUP_CHECK_S is returned."""
+    if not path.exists():
+        return None
+    check = start_check(path)
+    await asyncio.to_thread(concurrent.futures.wait, [check], STARTUP_CHECK_S)
+    if not check.done():
+        log.info("the journal %s is large: its check goes on while the server runs", path)
+        return check
+    problem = check.result()
+    if problem is not None:
+        raise ServeError(f"the journal {path} is damaged ({problem}): not serving, so that no weigh-in is"
+                         " acknowledged into it; run `interceptor journal recover` to copy what can be read into a"
+                         " new journal (the damaged one is kept)")
+    return None
+
+
+def _checked(journal: Journal, check: concurrent.futures.Future[str | None]) -> None:
+    """On the check's thread, when a background check ends."""
+    error = check.exception()
+    if error is not None:
+        log.error("the journal check failed: %s", error)
+    elif (problem := check.result()) is not None:
+        journal.mark_damaged(problem)
+    else:
+        log.info("the journal check found no damage")
 
 
 async def _wait_for_stop() -> None:

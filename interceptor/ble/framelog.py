@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from interceptor.ble.frames import Frame, frame_from_json
+from interceptor.paths import private_file
 from interceptor.store.writer import Writer
 
 RETENTION_S = 1800.0
@@ -37,9 +38,7 @@ def identity(frame: Frame) -> str:
 
 
 def _open(path: Path | None) -> sqlite3.Connection:
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(":memory:" if path is None else str(path), isolation_level=None)
+    connection = sqlite3.connect(":memory:" if path is None else str(private_file(path)), isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=FULL")  # acknowledged to the gateway means on disk
     connection.executescript(_SCHEMA)

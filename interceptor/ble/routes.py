@@ -2,7 +2,7 @@
 
 Wiring (interceptor/app.py):
 
-    app.add_routes(ble_routes(config, pipeline))
+    app.add_routes(ble_routes(config, pipeline, notices))
     app.cleanup_ctx.append(ble_context(config, pipeline))
     app.cleanup_ctx.append(ble_mqtt_context(config, pipeline))
 
@@ -17,6 +17,7 @@ import contextlib
 import hmac
 import logging
 import os
+import time
 import weakref
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -30,7 +31,9 @@ from interceptor.ble.frames import Frame, FrameError, frame_from_json
 from interceptor.ble.service import BleService
 from interceptor.config import Config, find_config_path
 from interceptor.nesting import TooDeep, loads_json
+from interceptor.notices import Notices, Quoted
 from interceptor.pipeline import Pipeline
+from interceptor.store.database import JournalError
 
 log = logging.getLogger(__name__)
 
@@ -90,23 +93,32 @@ def _authorised(request: web.Request, service: BleService) -> bool:
     return hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode())
 
 
-def ble_routes(config: Config, pipeline: Pipeline) -> list[web.RouteDef]:
+def ble_routes(config: Config, pipeline: Pipeline, notices: Notices) -> list[web.RouteDef]:
+    """`notices`: the listener's, so what this endpoint logs about clients shares its budget."""
     service = service_for(config, pipeline)
+
+    def notice(request: web.Request, message: str, *args: object) -> None:
+        notices.notice(time.monotonic(), request.remote or "?", message, *args, level=logging.WARNING)
 
     async def frames(request: web.Request) -> web.Response:
         service.reload_if_changed()  # a new token counts at once, like a new key
         if not _authorised(request, service):
             reason = ("no [ble] token is configured on the server" if service.settings.token is None
                       else "missing or wrong bearer token")
-            log.warning("ble: refused frames from %s: %s", request.remote, reason)
+            notice(request, "ble: refused frames from %s: %s", request.remote, reason)
             return web.json_response({"error": reason}, status=401, headers={"WWW-Authenticate": "Bearer"})
         body = await request.read()
         try:
             batch = parse_batch(body)
         except FrameError as error:
-            log.warning("ble: refused a batch from %s: %s (body starts %r)", request.remote, error, body[:512])
+            notice(request, "ble: refused a batch from %s: %s (body starts %s)", request.remote,
+                   Quoted(str(error)), Quoted(body))
             return web.json_response({"error": str(error)}, status=422)
-        accepted = await service.accept(batch)
+        try:
+            accepted = await service.accept(batch)
+        except JournalError as error:  # the gateway keeps the frames and sends them again
+            notice(request, "ble: could not store frames from %s: %s", request.remote, error)
+            return web.json_response({"error": str(error)}, status=503)
         return web.json_response(accepted.as_json())
 
     return [web.post(FRAMES_PATH, frames)]

@@ -8,6 +8,8 @@ import logging
 import sqlite3
 from pathlib import Path
 
+from interceptor.paths import private_file
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_FRAMES = 200_000  # ~50 MB of SQLite at ~250 bytes a frame
@@ -15,10 +17,9 @@ DEFAULT_MAX_FRAMES = 200_000  # ~50 MB of SQLite at ~250 bytes a frame
 
 class Spool:
     def __init__(self, path: Path, max_frames: int = DEFAULT_MAX_FRAMES) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.max_frames = max_frames
         self.dropped = 0
-        self._db = sqlite3.connect(str(path), isolation_level=None)
+        self._db = sqlite3.connect(str(private_file(path)), isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS frames (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)")
         self._count = self._db.execute("SELECT count(*) FROM frames").fetchone()[0]

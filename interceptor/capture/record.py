@@ -7,9 +7,16 @@ recorded as they happen, before any parsing, so a request aiohttp rejects is rec
 kernel keeps the real packets to itself, so the TCP/IP framing is synthesised around those bytes
 (`synth.py`): handshake, segments with sequence and acknowledgement numbers, the close.
 
+Users are asked to share these files, so no secret is written: what the client sends goes through
+`masking.StreamMasker` (the scale's `hash`, the gateway's `Authorization: Bearer` token, any
+secret-named field, become `*`, byte for byte, so lengths and sequence numbers stay right). The
+directory is created 0700 and each file 0600, like the journal.
+
 Files are written as the connection goes (under a `.part` name, renamed when it closes), one per
 connection, and the directory is kept under `max_files` files and `max_bytes` bytes by removing the
-oldest. Recording never costs a reply: a write error is logged once and that recording stops.
+oldest. Recording never costs a reply: a write error is logged once and that recording stops. The
+tap runs inside the listener's guard (`interceptor.listeners`): a connection it refuses is not
+recorded.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -25,10 +33,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from aiohttp import web
-
 from interceptor.capture.link import Address
 from interceptor.capture.synth import PcapngWriter, TcpSynthesiser, TimedFrame
+from interceptor.listeners import ForwardingTransport
+from interceptor.masking import StreamMasker
+from interceptor.paths import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +72,7 @@ class Recorder:
 
     def __init__(self, settings: RecordingSettings) -> None:
         self.settings = settings
-        settings.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.directory)
         existing = sorted(settings.directory.glob(f"*{SUFFIX}"))
         self._files: deque[tuple[Path, int]] = deque((path, path.stat().st_size) for path in existing)
         self._total = sum(size for _, size in self._files)
@@ -74,7 +83,7 @@ class Recorder:
         name = f"{stamp}-{client[0].replace(':', '_')}-{client[1]}"
         path = self.settings.directory / f"{name}{SUFFIX}{PARTIAL}"
         try:
-            stream = path.open("xb")
+            stream = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
         except OSError as error:
             log.warning("capture: cannot create %s: %s; this connection is not recorded", path, error)
             return None
@@ -161,58 +170,16 @@ class ConnectionRecording:
         self.recorder.finished(final, size)
 
 
-class _TappedTransport(asyncio.Transport):
+class _TappedTransport(ForwardingTransport):
     """The real transport, with every write recorded first."""
 
     def __init__(self, real: asyncio.Transport, tap: _TapProtocol) -> None:
-        super().__init__()
-        self._real = real
+        super().__init__(real)
         self._tap = tap
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self._tap.sent(bytes(data))
         self._real.write(data)
-
-    def writelines(self, list_of_data: Any) -> None:
-        data = b"".join(bytes(item) for item in list_of_data)
-        self._tap.sent(data)
-        self._real.write(data)
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._real.get_extra_info(name, default)
-
-    def is_closing(self) -> bool:
-        return self._real.is_closing()
-
-    def close(self) -> None:
-        self._real.close()
-
-    def abort(self) -> None:
-        self._real.abort()
-
-    def pause_reading(self) -> None:
-        self._real.pause_reading()
-
-    def resume_reading(self) -> None:
-        self._real.resume_reading()
-
-    def is_reading(self) -> bool:
-        return self._real.is_reading()
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        self._real.set_write_buffer_limits(high, low)
-
-    def get_write_buffer_size(self) -> int:
-        return self._real.get_write_buffer_size()
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return self._real.get_write_buffer_limits()
-
-    def can_write_eof(self) -> bool:
-        return self._real.can_write_eof()
-
-    def write_eof(self) -> None:
-        self._real.write_eof()
 
 
 class _TapProtocol(asyncio.Protocol):
@@ -224,6 +191,7 @@ class _TapProtocol(asyncio.Protocol):
         self._recording: ConnectionRecording | None = None
         self._endpoints: tuple[Address, Address] | None = None  # until the first byte
         self._opened_at = 0.0
+        self._masker = StreamMasker()  # what the client sends, secrets masked
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         client = _address(transport.get_extra_info("peername"))
@@ -245,22 +213,31 @@ class _TapProtocol(asyncio.Protocol):
     def sent(self, data: bytes) -> None:
         recording = self._recording_now()
         if recording is not None:
-            recording.sent(data, time.time())
+            now = time.time()
+            self._record_received(self._masker.flush(), now)  # the request is whole: its end goes first
+            recording.sent(data, now)
+
+    def _record_received(self, masked: bytes, now: float) -> None:
+        if masked and self._recording is not None:
+            self._recording.received(masked, now)
 
     def data_received(self, data: bytes) -> None:
-        recording = self._recording_now()
-        if recording is not None:
-            recording.received(data, time.time())
+        if self._recording_now() is not None:
+            self._record_received(self._masker.feed(data), time.time())
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
         if self._recording is not None:
-            self._recording.client_eof(time.time())
+            now = time.time()
+            self._record_received(self._masker.flush(final=True), now)
+            self._recording.client_eof(now)
         return self._inner.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._recording is not None:
-            self._recording.close(time.time())
+            now = time.time()
+            self._record_received(self._masker.flush(final=True), now)
+            self._recording.close(now)
             self._recording = None
         self._inner.connection_lost(exc)
 
@@ -271,22 +248,9 @@ class _TapProtocol(asyncio.Protocol):
         self._inner.resume_writing()
 
 
-class RecordingSite(web.TCPSite):
-    """A TCPSite whose connections go through the tap. It replaces `TCPSite.start` only to pass a
-    wrapped protocol factory to `create_server`; everything else is aiohttp's."""
-
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, settings: RecordingSettings) -> None:
-        super().__init__(runner, host, port, reuse_address=True)
-        self._recorder = Recorder(settings)
-
-    async def start(self) -> None:
-        self._runner._reg_site(self)
-        factory = self._runner.server
-        assert factory is not None
-        recorder = self._recorder
-        self._server = await asyncio.get_running_loop().create_server(
-            lambda: _TapProtocol(factory(), recorder), self._host, self._port, backlog=self._backlog,
-            reuse_address=self._reuse_address,
-        )
-        log.info("recording every scale conversation to %s (at most %d files, %d bytes)",
-                 recorder.settings.directory, recorder.settings.max_files, recorder.settings.max_bytes)
+def recording_tap(settings: RecordingSettings) -> Callable[[asyncio.Protocol], asyncio.Protocol]:
+    """For `listeners.start_listener(..., tap=...)`: each connection's protocol wrapped in a recording."""
+    recorder = Recorder(settings)
+    log.info("recording every scale conversation to %s (at most %d files, %d bytes)",
+             settings.directory, settings.max_files, settings.max_bytes)
+    return lambda inner: _TapProtocol(inner, recorder)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from interceptor.paths import private_file
+
 SCHEMA_VERSION = 3
 
 # Indexes follow what readers filter on: person and time (the web page, `measurements list --user`,
@@ -90,8 +92,20 @@ CREATE TABLE IF NOT EXISTS meta (
 """
 
 
+# SQLite's primary result codes for a damaged file (https://www.sqlite.org/rescode.html).
+SQLITE_CORRUPT = 11
+SQLITE_NOTADB = 26
+
+
 class JournalError(Exception):
     """The journal cannot be opened or written; the message says which file and why."""
+
+
+def is_damage(error: BaseException) -> bool:
+    """Does this SQLite error say the file is damaged (rather than busy, full or read-only)?"""
+    code = getattr(error, "sqlite_errorcode", None)
+    return isinstance(error, sqlite3.DatabaseError) and code is not None and code & 0xFF in (
+        SQLITE_CORRUPT, SQLITE_NOTADB)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -105,8 +119,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 def open_writer(path: Path) -> sqlite3.Connection:
     """The one connection that writes: WAL, fsync on durable commits, schema created or upgraded."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        connection = _connect(path)
+        connection = _connect(private_file(path))
         try:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
@@ -122,7 +135,9 @@ def open_writer(path: Path) -> sqlite3.Connection:
             connection.close()
             raise
     except sqlite3.DatabaseError as error:
-        raise JournalError(f"{path}: cannot open the journal: {error}") from None
+        hint = ": it is damaged; `interceptor journal recover` copies what can be read into a new journal" if (
+            is_damage(error)) else ""
+        raise JournalError(f"{path}: cannot open the journal: {error}{hint}") from None
     except OSError as error:
         raise JournalError(f"{path.parent}: cannot create the data directory: {error}") from None
     return connection

@@ -3,7 +3,10 @@
 Both turn every failure into a `SinkError` whose message tells a user what is wrong and what to do;
 `retry` says whether sending the same points again can succeed (a down server, a wrong token that
 the user will fix) or not (points InfluxDB refuses to parse, which no retry will change).
-Secrets (password, token) never appear in a message.
+Secrets never appear in a message, which the log, `doctor`, `sync influx` and the outbox's
+`last_error` all show: the URL is shown with its password masked, and what the server said is cut to
+a few hundred characters and scrubbed of the configured secrets and anything token-like (a server
+that echoes the request's Authorization header once leaked the v2 token this way).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Protocol
 import aiohttp
 
 from interceptor.config import InfluxSettings
+from interceptor.masking import scrub
+from interceptor.notices import excerpt
 from interceptor.store.outbox import OutboxBatch
 from interceptor.store.sink import SinkError
 
@@ -38,10 +43,20 @@ def _quote_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _unreachable(url: str, error: BaseException) -> SinkError:
+# Characters of what InfluxDB said that a message quotes.
+DETAIL_CHARS = 300
+
+
+def said(settings: InfluxSettings, text: str) -> str:
+    """What a server (or a client library) said, fit for a message: scrubbed of secrets, cut, escaped."""
+    return excerpt(scrub(text.strip(), settings.secret_values()), DETAIL_CHARS)
+
+
+def _unreachable(settings: InfluxSettings, error: BaseException) -> SinkError:
     timed_out = isinstance(error, asyncio.TimeoutError | TimeoutError)
-    reason = "timed out" if timed_out else str(error) or type(error).__name__
-    return SinkError(f"InfluxDB at {url} is unreachable ({reason}): is it running, and is [influx] url right?")
+    reason = "timed out" if timed_out else said(settings, str(error)) or type(error).__name__
+    return SinkError(f"InfluxDB at {settings.shown_url} is unreachable ({reason}): is it running, and is [influx]"
+                     " url right?")
 
 
 class V1Writer:
@@ -51,6 +66,7 @@ class V1Writer:
         assert settings.url is not None
         self.settings = settings
         self.url = settings.url
+        self.shown_url = settings.shown_url
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
@@ -74,17 +90,17 @@ class V1Writer:
             detail = json.loads(body).get("error", body)
         except (ValueError, AttributeError):
             detail = body
-        detail = str(detail).strip()[:300]
+        detail = said(self.settings, str(detail))
         database = self.settings.database
         if status in (401, 403):
-            return SinkError(f"InfluxDB at {self.url} refused the credentials ({detail}): check [influx] username"
-                             " and password")
+            return SinkError(f"InfluxDB at {self.shown_url} refused the credentials ({detail}): check [influx]"
+                             " username and password")
         if status == 404 or "database not found" in detail:
-            return SinkError(f"InfluxDB at {self.url} has no database '{database}': create it with"
+            return SinkError(f"InfluxDB at {self.shown_url} has no database '{database}': create it with"
                              f" `influx -execute 'CREATE DATABASE {database}'` or fix [influx] database")
         if status == 400:
             return SinkError(f"InfluxDB refused points: {detail}", retry=False)
-        return SinkError(f"InfluxDB at {self.url} answered HTTP {status}: {detail}")
+        return SinkError(f"InfluxDB at {self.shown_url} answered HTTP {status}: {detail}")
 
     async def query(self, statement: str, *, database: bool = True) -> dict:
         parameters = {"q": statement, "epoch": "s"}
@@ -96,7 +112,7 @@ class V1Writer:
                 if response.status != 200:
                     raise self._explain(response.status, body)
         except (TimeoutError, aiohttp.ClientError) as error:
-            raise _unreachable(self.url, error) from None
+            raise _unreachable(self.settings, error) from None
         result = json.loads(body)
         errors = [item["error"] for item in result.get("results", []) if "error" in item]
         if errors:
@@ -114,7 +130,7 @@ class V1Writer:
                 if response.status != 204:
                     raise self._explain(response.status, await response.text())
         except (TimeoutError, aiohttp.ClientError) as error:
-            raise _unreachable(self.url, error) from None
+            raise _unreachable(self.settings, error) from None
 
     async def retract(self, measurement: str, tags: dict[str, str], timestamp_s: int) -> None:
         conditions = " AND ".join(
@@ -143,7 +159,7 @@ class V2Writer:
 
         assert settings.url is not None and settings.token is not None
         self.settings = settings
-        self.url = settings.url
+        self.shown_url = settings.shown_url
         self._client = InfluxDBClientAsync(
             url=settings.url, token=settings.token.get_secret_value(), org=settings.org,
             timeout=int(settings.timeout_s * 1000),
@@ -158,17 +174,18 @@ class V2Writer:
         if isinstance(error, ApiException):
             try:
                 detail = json.loads(error.body or "{}").get("message", error.reason)
-            except ValueError:
+            except (ValueError, AttributeError):
                 detail = error.reason
+            detail = said(self.settings, str(detail))
             if error.status in (401, 403):
-                return SinkError(f"InfluxDB at {self.url} refused the token ({detail}): check [influx] token")
+                return SinkError(f"InfluxDB at {self.shown_url} refused the token ({detail}): check [influx] token")
             if error.status == 404:
-                return SinkError(f"InfluxDB at {self.url} has no bucket '{self.settings.bucket}' in org"
+                return SinkError(f"InfluxDB at {self.shown_url} has no bucket '{self.settings.bucket}' in org"
                                  f" '{self.settings.org}' ({detail}): create it or fix [influx] bucket and org")
             if error.status == 400:
                 return SinkError(f"InfluxDB refused points: {detail}", retry=False)
-            return SinkError(f"InfluxDB at {self.url} answered HTTP {error.status}: {detail}")
-        return _unreachable(self.url, error)
+            return SinkError(f"InfluxDB at {self.shown_url} answered HTTP {error.status}: {detail}")
+        return _unreachable(self.settings, error)
 
     async def write(self, lines: list[str]) -> None:
         from influxdb_client import WritePrecision
@@ -197,7 +214,7 @@ class V2Writer:
         except Exception as error:
             raise self._explain(error) from None
         if not alive:
-            raise SinkError(f"InfluxDB at {self.url} does not answer its /ping: is [influx] url right?")
+            raise SinkError(f"InfluxDB at {self.shown_url} does not answer its /ping: is [influx] url right?")
 
 
 class InfluxSender:

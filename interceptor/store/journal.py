@@ -28,6 +28,7 @@ from interceptor.model import DeviceState, Measurement, Metric, Reading, utc_fro
 from interceptor.store import measurements as rows
 from interceptor.store import outbox
 from interceptor.store.database import JournalError, open_reader, open_writer
+from interceptor.store.integrity import JournalDamaged, damaged_message, is_damage
 from interceptor.store.measurements import UNASSIGNED, Filter
 from interceptor.store.outbox import Backlog, DeviceReport, OutboxBatch, Renderer
 from interceptor.store.writer import Writer
@@ -346,6 +347,7 @@ class Journal:
         self._local = threading.local()
         self._reader_connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self.damage: str | None = None  # what is wrong with the file, once something found it damaged
 
     def _wrap(self, db: sqlite3.Connection) -> Tx:
         self._tx = Tx(db, self.sinks)
@@ -366,13 +368,34 @@ class Journal:
 
     # -- writing --------------------------------------------------------------------------------
 
+    def mark_damaged(self, problem: str) -> JournalDamaged:
+        """From now on every write is refused (JournalDamaged, returned for the caller to raise): a
+        weigh-in must not be acknowledged into a file that cannot keep it. Logged once."""
+        if self.damage is None:
+            self.damage = problem
+            log.error("%s", damaged_message(self.path, problem))
+        return JournalDamaged(damaged_message(self.path, self.damage))
+
+    @contextlib.contextmanager
+    def _refusing_if_damaged(self) -> Iterator[None]:
+        if self.damage is not None:
+            raise self.mark_damaged(self.damage)
+        try:
+            yield
+        except sqlite3.DatabaseError as error:
+            if is_damage(error):
+                raise self.mark_damaged(str(error)) from None
+            raise
+
     async def write(self, job: Callable[[Tx], T], *, durable: bool = True) -> T:
         """Run `job` on the writer thread in the next group commit; `durable`: fsynced on return."""
-        return await self._writer.write(self._with_later(job), durable=durable)
+        with self._refusing_if_damaged():
+            return await self._writer.write(self._with_later(job), durable=durable)
 
     def call(self, job: Callable[[Tx], T], *, durable: bool = True) -> T:
         """`write` for a command-line caller without an event loop: blocks until committed."""
-        return self._writer.call(self._with_later(job), durable=durable)
+        with self._refusing_if_damaged():
+            return self._writer.call(self._with_later(job), durable=durable)
 
     def write_later(self, job: Callable[[Tx], object], what: str) -> None:
         """Bookkeeping nobody waits for (a device's battery, last seen): it rides along with the next
@@ -386,6 +409,8 @@ class Journal:
         if self._later_timer is not None:
             self._later_timer.cancel()
             self._later_timer = None
+        if self.damage is not None:  # said once already; bookkeeping is not worth a line each
+            self._later.clear()
         if self._later:
             self._writer.submit(self._with_later(lambda tx: None), durable=False)
 

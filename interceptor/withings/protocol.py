@@ -457,16 +457,3 @@ def session_new_reply(
         "ctp": transition.as_json(),
     }
     return status_reply(STATUS_OK, body)
-
-
-def mask_secrets(form: dict[str, str]) -> dict[str, str]:
-    """The `hash` proves knowledge of the device secret (§1.3); it never reaches a log or the journal."""
-    return {key: ("<masked>" if key == "hash" else value) for key, value in form.items()}
-
-
-def masked_body(body: bytes) -> bytes:
-    """The raw body with the `hash=` value blanked, kept byte-for-byte otherwise for debugging."""
-    if b"hash=" not in body:
-        return body
-    parts = body.split(b"&")
-    return b"&".join(b"hash=<masked>" if part.startswith(b"hash=") else part for part in parts)

@@ -2,7 +2,9 @@
 
 Each handler reads the body, lets the sans-I/O protocol parse it, hands readings to the pipeline,
 and only then answers `status 0`. Every request, accepted or not, is written to the request log
-with its (masked) body, so a new firmware's behaviour can be reproduced from the log alone.
+with its (masked) body, so a new firmware's behaviour can be reproduced from the log alone. What the
+server log says about a client's request (a refusal, an unknown endpoint, an unexpected field) goes
+through the listener's notices: a few lines per client and minute, with excerpts of what it sent.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 
 from interceptor.config import Config
+from interceptor.masking import mask_form, mask_path
 from interceptor.model import Measurement, Reading, iso_utc
+from interceptor.notices import Notices, Quoted
 from interceptor.pipeline import Clock, Pipeline, utc_now
 from interceptor.plausibility import Implausible
+from interceptor.store.database import JournalError
 from interceptor.store.requestlog import RequestLog
 from interceptor.users import age_in_years, withings_user_id
 from interceptor.withings import protocol
@@ -30,8 +35,6 @@ log = logging.getLogger(__name__)
 SOURCE = "withings"
 SESSION_TTL_SECONDS = 3600
 MAX_SESSIONS = 1024
-# Shown in the log excerpt of a refused request; the full body is in the request log.
-LOG_BODY_EXCERPT = 2048
 
 
 @dataclass(frozen=True)
@@ -58,10 +61,12 @@ def _reply(body: bytes, http_status: int = 200) -> web.Response:
 class WithingsCloud:
     """State the protocol needs between requests: open sessions (session id → MAC)."""
 
-    def __init__(self, config: Config, pipeline: Pipeline, request_log: RequestLog, clock: Clock = utc_now):
+    def __init__(self, config: Config, pipeline: Pipeline, request_log: RequestLog, notices: Notices,
+                 clock: Clock = utc_now):
         self.config = config
         self.pipeline = pipeline
         self.request_log = request_log
+        self.notices = notices
         self.clock = clock
         self.sessions: OrderedDict[str, Session] = OrderedDict()
         self._transition: tuple[protocol.ClockTransition, datetime] | None = None
@@ -115,21 +120,26 @@ class WithingsCloud:
             except ProtocolError as error:
                 outcome = Outcome("refused", error.detail, error.status)
                 response = _reply(protocol.status_reply(error.status), error.http_status)
-                log.warning(
-                    "refused %s %s from %s: %s; body %r", request.method, request.path, request.remote,
-                    error.detail, protocol.masked_body(body)[:LOG_BODY_EXCERPT],
-                )
+                self._notice(request, logging.WARNING, "refused %s %s from %s: %s; body %s", request.method,
+                             Quoted(request.path_qs), request.remote, Quoted(error.detail), Quoted(body))
+            except JournalError as error:  # damaged or unwritable: the journal said once, plainly, what to do
+                outcome = Outcome("error", str(error), protocol.STATUS_SERVER_ERROR)
+                response = _reply(protocol.status_reply(protocol.STATUS_SERVER_ERROR), 500)
+                self._notice(request, logging.ERROR, "could not store %s %s from %s: %s", request.method,
+                             Quoted(request.path_qs), request.remote, error)
             except Exception as error:  # a bug or a full disk must not take the server down
                 outcome = Outcome("error", f"{type(error).__name__}: {error}", protocol.STATUS_SERVER_ERROR)
                 response = _reply(protocol.status_reply(protocol.STATUS_SERVER_ERROR), 500)
-                log.exception(
-                    "failed %s %s from %s; body %r", request.method, request.path, request.remote,
-                    protocol.masked_body(body)[:LOG_BODY_EXCERPT],
-                )
+                self._notice(request, logging.ERROR, "failed %s %s from %s; body %s", request.method,
+                             Quoted(request.path_qs), request.remote, Quoted(body), exc_info=True)
             self._log_request(request, received_at, response, outcome, body)
             return response
 
         return endpoint
+
+    def _notice(self, request: web.Request, level: int, message: str, *args: object, exc_info: bool = False) -> None:
+        """A log line about a client's request, within the notice budget of its address."""
+        self.notices.notice(time.monotonic(), request.remote or "?", message, *args, level=level, exc_info=exc_info)
 
     def _log_request(
         self, request: web.Request, received_at: datetime, response: web.StreamResponse, outcome: Outcome,
@@ -137,9 +147,9 @@ class WithingsCloud:
     ) -> None:
         try:
             self.request_log.add(
-                received_at=received_at, peer=request.remote, method=request.method, path=request.path_qs,
-                http_status=response.status, status=outcome.status, outcome=outcome.name,
-                detail=outcome.detail, body=protocol.masked_body(body),
+                received_at=received_at, peer=request.remote, method=request.method,
+                path=mask_path(request.path_qs), http_status=response.status, status=outcome.status,
+                outcome=outcome.name, detail=outcome.detail, body=mask_form(body),
             )
         except Exception:  # the debug log must never cost a reply
             log.exception("could not write the request log")
@@ -187,7 +197,7 @@ class WithingsCloud:
     async def once(self, request: web.Request, form: dict[str, str], outcome: Outcome) -> web.StreamResponse:
         if form.get("action") != "get":
             outcome.detail = f"unexpected action {form.get('action')!r}; answered with a nonce anyway"
-            log.info("once with %s", outcome.detail)
+            self._notice(request, logging.INFO, "once from %s with %s", request.remote, Quoted(outcome.detail))
         return _reply(protocol.status_reply(body={"once": protocol.new_once()}))
 
     async def session(self, request: web.Request, form: dict[str, str], outcome: Outcome) -> web.StreamResponse:
@@ -253,7 +263,7 @@ class WithingsCloud:
         battery = session.battery_pct if session is not None and session.mac == device else None
         readings = body_readings(store, device, self._device_model(device), now, battery)
         for warning in store.warnings:
-            log.warning("measure from %s: %s", device, warning)
+            self._notice(request, logging.WARNING, "measure from %s: %s", device, Quoted(warning))
         stored = await self._ingest(readings)
         outcome.detail = f"measurements {[measurement.id for measurement in stored]}"
         return _reply(protocol.status_reply(body={"updatetime": int(now.timestamp())}))
@@ -277,18 +287,18 @@ class WithingsCloud:
     async def v2_weather(self, request: web.Request, form: dict[str, str], outcome: Outcome) -> web.StreamResponse:
         # The request was never captured (reference §1.6): answer an empty forecast and keep the body.
         outcome.name = "undocumented"
-        log.info("v2/weather from %s with fields %s", request.remote, sorted(protocol.mask_secrets(form)))
+        self._notice(request, logging.INFO, "v2/weather from %s with fields %s", request.remote, Quoted(form))
         return _reply(protocol.status_reply(body={"series": []}))
 
     async def maint(self, request: web.Request, form: dict[str, str], outcome: Outcome) -> web.StreamResponse:
         outcome.name = "undocumented"  # fields unknown (reference §1.7)
-        log.info("maint from %s with fields %s", request.remote, protocol.mask_secrets(form))
+        self._notice(request, logging.INFO, "maint from %s with fields %s", request.remote, Quoted(form))
         return _reply(protocol.status_reply())
 
     async def unknown(self, request: web.Request, form: dict[str, str], outcome: Outcome) -> web.StreamResponse:
         outcome.name = "unknown-endpoint"
-        log.warning("unknown endpoint %s %s from %s answered status 0; fields %s", request.method,
-                    request.path, request.remote, protocol.mask_secrets(form))
+        self._notice(request, logging.WARNING, "unknown endpoint %s %s from %s answered status 0; fields %s",
+                     request.method, Quoted(request.path_qs), request.remote, Quoted(form))
         return _reply(protocol.status_reply())
 
 

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from interceptor.masking import mask_form
 from interceptor.withings import protocol
 from interceptor.withings.protocol import ProtocolError
 from tests.withings.samples import first_line, payload
@@ -35,7 +36,7 @@ def test_session_new_sample_yields_device_identity_and_hides_the_hash() -> None:
         "00:24:e4:06:59:dc", "262151", 200, 69)
     assert opened.extra == {"duration": "30", "zreboot": "1"}
     assert "hash" not in repr(opened)
-    assert b"<32-hex-md5>" not in protocol.masked_body(first_line("2013-session-new-request-emulated.form"))
+    assert b"<32-hex-md5>" not in mask_form(first_line("2013-session-new-request-emulated.form"))
 
 
 def test_ws50_v2_measure_sample_gives_temperature_and_co2() -> None:
