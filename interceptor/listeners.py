@@ -300,7 +300,7 @@ async def start_listener(app: web.Application, host: str, port: int, limits: Lis
     if NOTICES not in app:
         app[NOTICES] = http_notices()
     notices = app[NOTICES]
-    runner = web.AppRunner(app, keepalive_timeout=limits.idle_timeout, **runner_options)
+    runner = web.AppRunner(app, **runner_options)  # the guard times connections out, not aiohttp
     await runner.setup()
     try:
         await GuardedSite(runner, host, port, limits, notices, tap=tap).start()

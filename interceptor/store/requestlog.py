@@ -38,7 +38,6 @@ WAL_LIMIT_BYTES = 4 * 1024 * 1024
 _ROW_BYTES = f"length(body) + length(path) + coalesce(length(detail), 0) + {ROW_OVERHEAD_BYTES}"
 
 _SCHEMA = """
-PRAGMA auto_vacuum=INCREMENTAL;
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY,
     received_at REAL NOT NULL,
@@ -72,13 +71,16 @@ class LoggedRequest:
 
 def _open(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(private_file(path), isolation_level=None)
+    if connection.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+        # New, or from before the byte cap: VACUUM sets incremental vacuum only outside WAL mode. An old
+        # file is rewritten once, at the first start-up after the upgrade.
+        connection.execute("PRAGMA journal_mode=DELETE")
+        connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        connection.execute("VACUUM")
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
     connection.executescript(_SCHEMA)
-    if connection.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:  # a file from before the byte cap
-        connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
-        connection.execute("VACUUM")  # once, at the first start-up after the upgrade
     return connection
 
 
@@ -136,7 +138,8 @@ class RequestLog:
         if ring.row_bytes > budget:
             self._remove_oldest_bytes(ring, ring.row_bytes - budget)
         for _ in range(8):  # page slack can make the file larger than its rows: then fewer rows
-            db.execute("PRAGMA incremental_vacuum")
+            for _ in range(db.execute("PRAGMA freelist_count").fetchone()[0]):
+                db.execute("PRAGMA incremental_vacuum")  # one page a step, and Python steps it once
             size = db.execute("PRAGMA page_count").fetchone()[0] * db.execute("PRAGMA page_size").fetchone()[0]
             if size <= self.max_bytes or not ring.row_bytes:
                 return
