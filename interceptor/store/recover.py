@@ -78,7 +78,7 @@ def _copy_rows(source: sqlite3.Connection, target: sqlite3.Connection, table: st
     names = ", ".join(columns)
     select = f"SELECT rowid, {names} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?"
     insert = f"INSERT OR IGNORE INTO {table} (rowid, {names}) VALUES ({', '.join('?' * (len(columns) + 1))})"
-    after = -(2**63)
+    after = 0  # rowids in the journal start at 1
     chunk = CHUNK_ROWS
     while True:
         try:
