@@ -307,9 +307,9 @@ def test_the_request_log_keeps_the_newest_rows_within_its_byte_cap(tmp_path: Pat
 
     path = tmp_path / "requests.sqlite"
     with sqlite3.connect(path) as old:  # the format before the byte cap, already large
-        old.execute("CREATE TABLE requests (id INTEGER PRIMARY KEY, received_at REAL NOT NULL, peer TEXT, method TEXT"
-                    " NOT NULL, path TEXT NOT NULL, http_status INTEGER NOT NULL, status INTEGER, outcome TEXT NOT NULL,"
-                    " detail TEXT, body_size INTEGER NOT NULL, body BLOB NOT NULL)")
+        old.execute("CREATE TABLE requests (id INTEGER PRIMARY KEY, received_at REAL NOT NULL, peer TEXT,"
+                    " method TEXT NOT NULL, path TEXT NOT NULL, http_status INTEGER NOT NULL, status INTEGER,"
+                    " outcome TEXT NOT NULL, detail TEXT, body_size INTEGER NOT NULL, body BLOB NOT NULL)")
         old.executemany("INSERT INTO requests VALUES (NULL, 0, 'x', 'POST', '/old', 200, 0, 'ok', NULL, 60000, ?)",
                         [(bytes(60000),)] * 100)
     assert path.stat().st_size > 5 * 1024 * 1024

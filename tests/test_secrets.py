@@ -102,7 +102,7 @@ def test_captures_the_request_log_and_the_log_hold_no_secret_and_stay_private(
         assert stat.S_IMODE((served.data_dir / name).stat().st_mode) == 0o600, name
     with sqlite3.connect(served.data_dir / "requests.sqlite") as db:
         logged = [f"{path} {bytes(body)!r}" for path, body in db.execute("SELECT path, body FROM requests")]
-    assert any(f"hash=<masked>&x=1" in row and "%68ash=<masked>" in row for row in logged), logged
+    assert any("hash=<masked>&x=1" in row and "%68ash=<masked>" in row for row in logged), logged
     assert not [secret for secret in secrets if secret in "".join(logged) + log]
     # The path as it was sent, escapes and all: no carriage return or terminal escape reaches the log.
     assert "\r" not in log and "\x1b" not in log and "/cgi-bin/x%0d%1b[2KFORGED%20ERROR%20line" in log
@@ -136,7 +136,7 @@ class _Echoing(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    do_GET = do_POST = do_HEAD = _refuse  # noqa: N815 (http.server's names)
+    do_GET = do_POST = do_HEAD = _refuse
 
     def log_message(self, *args: object) -> None:
         pass
@@ -154,7 +154,8 @@ def echoing_influx() -> Iterator[str]:
 
 def influx_toml(host_port: str, dialect: str) -> str:
     if dialect == "v2":
-        return f'[influx]\nurl = "http://{host_port}"\ndialect = "v2"\ntoken = "{V2_TOKEN}"\norg = "home"\nbucket = "b"\n'
+        return (f'[influx]\nurl = "http://{host_port}"\ndialect = "v2"\ntoken = "{V2_TOKEN}"\norg = "home"\n'
+                'bucket = "b"\n')
     return (f'[influx]\nurl = "http://admin:{PASSWORD}@{host_port}"\ndatabase = "scales"\nusername = "admin"\n'
             f'password = "{PASSWORD}"\n')
 
