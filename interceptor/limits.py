@@ -134,11 +134,12 @@ class ListenerLimits(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     idle_timeout: float = Field(
-        default=15.0, gt=0, le=3600,
-        description="seconds a connection may stay open with no request under way (after opening or a reply)",
+        default=30.0, gt=0, le=3600,
+        description="seconds a connection may stay open with no request under way (after opening or a reply);"
+        " longer than the 15 s after which HTTP clients such as aiohttp's drop an idle connection themselves",
     )
     request_timeout: float = Field(
-        default=30.0, gt=0, le=3600,
+        default=20.0, gt=0, le=3600,
         description="seconds from a request's first byte to its reply: a request sent slowly, or half, is cut off",
     )
     max_connections: int = Field(default=128, ge=1, le=100_000, description="connections open at once, in all")

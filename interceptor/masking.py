@@ -50,6 +50,22 @@ def _is_secret_raw_name(raw: bytes) -> bool:
     return folded in _EXACT_BYTES or any(word in folded for word in _WORDS_BYTES)
 
 
+# Verdicts on the names seen: a scale sends the same dozen names every time, so a request's names cost
+# a dict lookup each. Bounded, because names come from the network.
+_NAME_VERDICTS: dict[bytes, bool] = {}
+_NAME_VERDICTS_LIMIT = 4096
+
+
+def _is_secret_raw_name_remembered(raw: bytes) -> bool:
+    verdict = _NAME_VERDICTS.get(raw)
+    if verdict is None:
+        verdict = _is_secret_raw_name(raw)
+        if len(_NAME_VERDICTS) >= _NAME_VERDICTS_LIMIT:
+            _NAME_VERDICTS.clear()
+        _NAME_VERDICTS[raw] = verdict
+    return verdict
+
+
 def mask_mapping(fields: Mapping[str, str]) -> dict[str, str]:
     """Decoded form fields (or headers) with the values of secret-named ones replaced."""
     return {name: (MASK if is_secret_name(name) else value) for name, value in fields.items()}
@@ -64,7 +80,7 @@ def mask_form(body: bytes) -> bytes:
     changed = False
     for index, part in enumerate(parts):
         name, equals, _ = part.partition(b"=")
-        if equals and _is_secret_raw_name(name):
+        if equals and _is_secret_raw_name_remembered(name):
             parts[index] = name + b"=" + _MASK_BYTES
             changed = True
     return b"&".join(parts) if changed else body
@@ -184,7 +200,7 @@ class StreamMasker:
             if self._masking:
                 return bytes(out)
         for match in _FIELD.finditer(block, start):
-            if _is_secret_raw_name(match.group(1)):
+            if _is_secret_raw_name_remembered(match.group(1)):
                 low, high = match.span(2)
                 out[low:high] = b"*" * (high - low)
                 if high == len(block) and not complete:

@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import http.server
 import json
-import os
 import socket
 import sqlite3
 import stat
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +20,7 @@ from interceptor.withings import scale
 from interceptor.withings.scale import read_response
 from tests.ble.conftest import TOKEN, ble_toml
 from tests.capture.helpers import replay
-from tests.conftest import HOUSEHOLD_TOML, INTERCEPTOR, Served, free_port, run_cli, start_server, wait_for_port
+from tests.conftest import HOUSEHOLD_TOML, Served, run_cli, start_server
 
 SCALE_HASH = "0123456789abcdef0123456789abcdef"  # what scale.session_new_body sends
 URL_SECRET = "urlsecret4242"
@@ -51,21 +49,10 @@ def capturing(tmp_path: Path) -> Iterator[tuple[Served, Path]]:
     """`serve --capture` with a BLE gateway token, as a user asked to share a capture would run it."""
     config = tmp_path / "interceptor.toml"
     config.write_text(ble_toml(), encoding="utf-8")
-    capture_dir, data_dir = tmp_path / "captures", tmp_path / "data"
-    data_dir.mkdir()
-    port = free_port()
-    log_path = tmp_path / "serve.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [str(INTERCEPTOR), "serve", "--config", str(config), "--data-dir", str(data_dir), "--http-listen",
-             f"127.0.0.1:{port}", "--no-dns", "--capture", str(capture_dir)],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    served = Served(process, port, config, data_dir, log_path)
-    try:
-        wait_for_port(port, process)
-        yield served, capture_dir
-    finally:
-        served.kill()
+    capture_dir = tmp_path / "captures"
+    served = start_server(config, tmp_path / "data", options=("--capture", str(capture_dir)))
+    yield served, capture_dir
+    served.kill()
 
 
 def test_captures_the_request_log_and_the_log_hold_no_secret_and_stay_private(

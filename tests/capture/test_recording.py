@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -22,7 +21,7 @@ from interceptor.config import load_config
 from interceptor.withings import scale
 from interceptor.withings.scale import ScaleIdentity, read_response, request_bytes
 from tests.capture.helpers import comparable, replay
-from tests.conftest import INTERCEPTOR, Served, free_port, run_cli, wait_for_port
+from tests.conftest import Served, run_cli, start_server
 
 WS50 = ScaleIdentity(mac="00:24:e4:06:59:dc", battery_pct=42)
 WBS01 = ScaleIdentity(mac="00:24:e4:ff:fc:01")
@@ -62,22 +61,10 @@ async def ws50_conversation(port: int, meastime: int) -> None:
 @pytest.fixture
 def recording_server(config_path: Path, data_dir: Path, tmp_path: Path) -> Iterator[tuple[Served, Path]]:
     """`interceptor serve --capture DIR` as a real process on a free loopback port."""
-    port, web_port = free_port(), free_port()
     capture_dir = tmp_path / "captures"
-    data_dir.mkdir(parents=True)
-    log_path = tmp_path / "serve.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [str(INTERCEPTOR), "serve", "--config", str(config_path), "--data-dir", str(data_dir), "--http-listen",
-             f"127.0.0.1:{port}", "--web-listen", f"127.0.0.1:{web_port}", "--no-dns", "--capture", str(capture_dir)],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    served = Served(process, port, config_path, data_dir, log_path, web_port)
-    try:
-        wait_for_port(port, process)
-        yield served, capture_dir
-    finally:
-        served.kill()
+    served = start_server(config_path, data_dir, options=("--capture", str(capture_dir)))
+    yield served, capture_dir
+    served.kill()
 
 
 def test_recorded_conversations_replay_to_what_the_server_stored(recording_server: tuple[Served, Path],
