@@ -22,24 +22,17 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from interceptor.masking import mask_url
+
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 # A topic prefix: levels of printable characters without MQTT wildcards, no empty level.
 _TOPIC_PREFIX = re.compile(r"[^+#/\x00-\x1f]+(/[^+#/\x00-\x1f]+)*")
 EXAMPLE_URL = "mqtt://user:password@homeassistant.local:1883"
 
 
-def masked(url: str) -> str:
-    """`url` with any password replaced by stars: the only form of a broker URL we ever print."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=f"{parts.username}:***@{netloc}").geturl()
-
-
 def _split_url(url: str) -> tuple[str, str | None, str | None]:
     """The URL without credentials, and the (percent-decoded) user and password it carried."""
-    shown = masked(url)
+    shown = mask_url(url)
     try:
         parts = urlsplit(url.strip())
         port = parts.port

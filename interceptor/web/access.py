@@ -23,7 +23,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from interceptor.dns.clients import NetworkSet, RateLimiter
+from interceptor.dns.clients import NetworkSet
+from interceptor.limits import RateLimiter
 from interceptor.web.listener import Limits
 from interceptor.web.settings import WebSettings
 
