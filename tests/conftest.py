@@ -113,10 +113,16 @@ class Served:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
+# For tests that play many scales, or months of weigh-ins, from one loopback address in seconds, which
+# no household does: the cloud's [http] rate_limit off (its own tests are in tests/test_http_abuse.py).
+NO_RATE_LIMIT = {"INTERCEPTOR_HTTP__RATE_LIMIT": "0"}
+
+
 def start_server(config_path: Path, data_dir: Path, port: int | None = None, web_port: int | None = None,
                  env: dict[str, str] | None = None, *, options: tuple[str, ...] = ()) -> Served:
     """Also the household page, on its own free loopback port (never the default 8080 shared by every test);
-    `env`: variables added to the server's environment; `options`: more for the command line (`--capture DIR`)."""
+    `env`: variables added to the server's environment (NO_RATE_LIMIT); `options`: more for the command line
+    (`--capture DIR`)."""
     port = port or free_port()
     web_port = web_port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)

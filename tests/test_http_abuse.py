@@ -234,13 +234,14 @@ def rss_kib(pid: int) -> int:
 
 def test_a_thousand_idle_connections_are_capped_and_do_not_lock_out_a_scale(tmp_path: Path) -> None:
     """Issue 11 item 5: 1,000 connections that sent nothing stayed open past 150 s (+34 MB). With the
-    default caps one address holds 16 and everyone 128; newcomers take the place of idle ones."""
+    default caps one address holds 16 and everyone 128; newcomers take the place of idle ones. (600
+    here, from 8 addresses: as many as the test needs to be far past both caps.)"""
     served = serve_with(tmp_path)
     hoard: list[socket.socket] = []
     try:
         asyncio.run(scale.weigh_in("127.0.0.1", served.port, meastime=int(time.time()) - 120, weight_g=70000))
         before = rss_kib(served.process.pid)
-        for index in range(1000):
+        for index in range(600):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.bind((f"127.0.0.{2 + index % 8}", 0))
             sock.connect(("127.0.0.1", served.port))
@@ -260,7 +261,7 @@ def test_a_thousand_idle_connections_are_capped_and_do_not_lock_out_a_scale(tmp_
                                                   weight_g=70100))
         assert conversation.response(2).json()["status"] == 0 and time.monotonic() - started < 1.0
         growth = rss_kib(served.process.pid) - before
-        print(f"\n1000 idle connections: {open_ones} still open, server RSS +{growth} KiB")
+        print(f"\n600 idle connections: {open_ones} still open, server RSS +{growth} KiB")
         assert open_ones <= 8 * 16
         assert growth < 8 * 1024  # the issue measured +34 MB
     finally:
@@ -275,7 +276,7 @@ def test_gateway_batches_keep_their_connection_and_are_not_limited(tmp_path: Pat
     from tests.ble.conftest import TOKEN, ble_toml
 
     config = tmp_path / "interceptor.toml"
-    config.write_text(ble_toml() + "\n[http]\nidle_timeout = 1.5\n", encoding="utf-8")
+    config.write_text(ble_toml() + "\n[http]\nidle_timeout = 1\n", encoding="utf-8")
     served = start_server(config, tmp_path / "data")
     try:
         async def gateway() -> list[int]:
@@ -283,17 +284,17 @@ def test_gateway_batches_keep_their_connection_and_are_not_limited(tmp_path: Pat
             statuses = []
             body = json.dumps({"frames": []}).encode()
             try:
-                for _ in range(4):
+                for _ in range(3):  # together longer than idle_timeout, each pause shorter
                     writer.write(b"POST /api/v1/ble/frames HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                                  b"Authorization: Bearer " + TOKEN.encode() + b"\r\nContent-Length: "
                                  + str(len(body)).encode() + b"\r\n\r\n" + body)
                     statuses.append((await read_response(reader)).status)
-                    await asyncio.sleep(1.0)
+                    await asyncio.sleep(0.6)
             finally:
                 writer.close()
             return statuses
 
-        assert asyncio.run(gateway()) == [200] * 4
+        assert asyncio.run(gateway()) == [200] * 3
     finally:
         served.kill()
 

@@ -111,7 +111,7 @@ def masked_in_pieces(stream: bytes, cuts: list[int]) -> bytes:
     return out + masker.feed(stream[start:]) + masker.flush(final=True)
 
 
-@FUZZ
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams(), st.lists(st.integers(0, 4000), max_size=40))
 def test_fuzz_a_masked_stream_keeps_its_length_and_no_secret_however_it_arrives(
         case: tuple[bytes, list[str]], cuts: list[int]) -> None:

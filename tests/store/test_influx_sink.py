@@ -14,7 +14,7 @@ import pytest
 
 from interceptor.withings import scale
 from interceptor.withings.scale import ScaleIdentity
-from tests.conftest import HOUSEHOLD_TOML, Influx, Served, start_server
+from tests.conftest import HOUSEHOLD_TOML, NO_RATE_LIMIT, Influx, Served, start_server
 
 SCALE = ScaleIdentity(mac="00:24:e4:06:59:dc", battery_pct=42, firmware=1521)
 
@@ -24,9 +24,7 @@ def influx_config(tmp_path: Path, influxd: Influx, **extra: str) -> tuple[Path, 
     settings = {"url": influxd.url, "database": database, **extra}
     lines = "\n".join(f'{key} = "{value}"' for key, value in settings.items())
     path = tmp_path / "interceptor.toml"
-    # These tests play many scales at once from one loopback address, which no household does: no
-    # [http] rate_limit (its own tests are in tests/test_http_abuse.py).
-    path.write_text(HOUSEHOLD_TOML + f"\n[http]\nrate_limit = 0\n\n[influx]\n{lines}\n")
+    path.write_text(HOUSEHOLD_TOML + f"\n[influx]\n{lines}\n")
     return path, database
 
 
@@ -78,7 +76,7 @@ def test_a_weigh_in_becomes_a_point_with_the_right_tags_fields_and_time(influx_s
 
 def test_points_wait_in_the_outbox_while_influxd_is_down(tmp_path: Path, influxd: Influx) -> None:
     config, database = influx_config(tmp_path, influxd)
-    served = start_server(config, tmp_path / "data")
+    served = start_server(config, tmp_path / "data", env=NO_RATE_LIMIT)  # 101 weigh-ins in seconds
     try:
         now = int(time.time())
         weigh(served.port, now - 5000, 70000)
@@ -105,7 +103,7 @@ def test_every_acknowledged_weigh_in_reaches_influx_after_sigkill_under_load(tmp
     """Eight scales weigh in without pause; the server is SIGKILLed in the middle of it. Every weigh-in
     a scale got `status 0` for is in the journal after the restart, and then in InfluxDB, once."""
     config, database = influx_config(tmp_path, influxd)
-    served = start_server(config, tmp_path / "data")
+    served = start_server(config, tmp_path / "data", env=NO_RATE_LIMIT)  # eight scales, one address
     first = int(time.time()) - 100_000
     acknowledged: set[int] = set()
 
@@ -134,7 +132,7 @@ def test_every_acknowledged_weigh_in_reaches_influx_after_sigkill_under_load(tmp
     asyncio.run(load_then_kill())
     served.kill()
     assert len(acknowledged) > 20, "the load did not get going before the kill"
-    restarted: Served = start_server(config, tmp_path / "data")
+    restarted: Served = start_server(config, tmp_path / "data", env=NO_RATE_LIMIT)
     try:
         stored = json.loads(restarted.cli("measurements", "list", "--format", "json").stdout)
         times = {int(datetime.fromisoformat(item["taken_at"]).timestamp()) for item in stored}

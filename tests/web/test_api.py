@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import INTERCEPTOR, Served, free_port, start_server, wait_for_port
+from tests.conftest import INTERCEPTOR, NO_RATE_LIMIT, Served, free_port, start_server, wait_for_port
 from tests.web.support import FRED_DAYS, client, csrf_token, fill, guest, hidden_csrf, write_config
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("web-api")
-    server = start_server(write_config(root), root / "data")
+    server = start_server(write_config(root), root / "data", env=NO_RATE_LIMIT)  # fill: 45 weigh-ins
     fill(server)
     yield server
     server.kill()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Influx, Served, start_server
+from tests.conftest import NO_RATE_LIMIT, Influx, Served, start_server
 from tests.web.support import WEB_HOUSEHOLD_TOML, fill
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -56,7 +56,7 @@ def household(tmp_path_factory: pytest.TempPathFactory, influxd: Influx) -> Iter
     database = f"scales_web_{os.getpid()}"
     config = root / "interceptor.toml"
     config.write_text(WEB_HOUSEHOLD_TOML + f'\n[influx]\nurl = "{influxd.url}"\ndatabase = "{database}"\n')
-    served = start_server(config, root / "data")
+    served = start_server(config, root / "data", env=NO_RATE_LIMIT)  # fill: 45 weigh-ins
     fill(served)
     yield served, database
     served.kill()
