@@ -10,6 +10,7 @@ prove write permission.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import errno
 import ipaddress
 import socket
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from interceptor.config import Config, parse_host_port
 from interceptor.garmin.sink import sink_name
 from interceptor.store.influx import SinkError, make_writer
+from interceptor.store.integrity import STARTUP_CHECK_S, start_check
 from interceptor.store.journal import Filter, JournalError, reader_of
 
 SCALE_HOST = "scalews.withings.net"
@@ -44,6 +46,12 @@ def check_journal(config: Config) -> Check:
     path = config.data_dir / "journal.sqlite"
     if not path.exists():
         return Check("journal", True, f"{path} does not exist yet; it is created when `interceptor serve` starts")
+    check = start_check(path)  # every page, for as long as `serve` would wait at start-up
+    concurrent.futures.wait([check], STARTUP_CHECK_S)
+    problem = check.result() if check.done() else None
+    if problem is not None:
+        return Check("journal", False, f"{path} is damaged ({problem}): stop the server and run"
+                     " `interceptor journal recover`")
     try:
         with reader_of(path) as reader:
             count = reader.count(Filter(kind="body"))
@@ -56,7 +64,8 @@ def check_journal(config: Config) -> Check:
         f"; {queued.items} item(s) waiting for {label}" + (f" (last error: {queued.last_error})" if queued.last_error
                                                            else "")
         for label, queued in backlogs.items() if queued.items)
-    return Check("journal", True, f"{path}: {count} weigh-in(s){waiting}")
+    unread = "" if check.done() else f"; not read through in {STARTUP_CHECK_S:g} s (`interceptor journal check` does)"
+    return Check("journal", True, f"{path}: {count} weigh-in(s){waiting}{unread}")
 
 
 async def _is_our_http(host: str, port: int) -> bool:

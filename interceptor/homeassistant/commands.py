@@ -14,6 +14,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from interceptor.notices import excerpt as bounded_excerpt
+
 MAX_PAYLOAD_BYTES = 1024
 MAX_MEASUREMENT_ID = 2**63 - 1  # SQLite's largest rowid
 EXCERPT_CHARS = 80
@@ -30,8 +32,8 @@ class Claim:
 
 
 def excerpt(payload: bytes) -> str:
-    text = payload[: EXCERPT_CHARS * 4].decode("utf-8", "replace")
-    return repr(text[:EXCERPT_CHARS] + ("…" if len(text) > EXCERPT_CHARS or len(payload) > EXCERPT_CHARS * 4 else ""))
+    """A payload as a message quotes it: the shared bounded excerpt (notices.excerpt), in quotes."""
+    return f"'{bounded_excerpt(payload, EXCERPT_CHARS)}'"
 
 
 def _person(value: str, labels: Mapping[str, str | None]) -> str | None:

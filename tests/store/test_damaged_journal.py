@@ -14,6 +14,8 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from interceptor.config import load_config
+from interceptor.doctor import check_journal
 from interceptor.store.recover import recover
 from interceptor.withings import scale
 from tests.conftest import Served, run_cli, start_server
@@ -75,6 +77,8 @@ def test_serve_refuses_a_damaged_journal_and_recover_keeps_every_readable_weigh_
     assert "Traceback" not in listed.stderr
     checked = run_cli("journal", "check", "--config", str(config_path), "--data-dir", str(data_dir))
     assert checked.returncode == 1 and "is damaged" in checked.stderr
+    doctor = check_journal(load_config(config_path, overrides={"data_dir": str(data_dir)}))
+    assert not doctor.ok and "is damaged" in doctor.detail and "journal recover" in doctor.detail
 
     recovered = run_cli("journal", "recover", "--config", str(config_path), "--data-dir", str(data_dir))
     assert recovered.returncode == 0, recovered.stderr
