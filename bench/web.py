@@ -33,8 +33,8 @@ from interceptor.model import Reading  # noqa: E402
 from interceptor.pipeline import Pipeline  # noqa: E402
 from interceptor.store.journal import Journal  # noqa: E402
 from interceptor.users import withings_user_id  # noqa: E402
-from interceptor.web.app import Health, create_web_app  # noqa: E402
-from interceptor.web.listener import GuardedSite, Limits  # noqa: E402
+from interceptor.web.app import Health  # noqa: E402
+from interceptor.web.server import start_web  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 PEOPLE = [("anna", "female", 165, 62.0), ("ben", "male", 182, 84.0), ("cleo", "female", 158, 51.0),
@@ -43,8 +43,9 @@ FLOOR_MS = 50.0
 FLOOR_BYTES = 100_000
 
 
-def config_text(data_dir: Path, people: int) -> str:
-    text = f'data_dir = "{data_dir}"\n[household]\ntimezone = "Europe/Paris"\n[web]\nrequests_per_second = 0\n'
+def config_text(data_dir: Path, people: int, port: int) -> str:
+    text = (f'data_dir = "{data_dir}"\n[household]\ntimezone = "Europe/Paris"\n'
+            f'[web]\nlisten = "127.0.0.1:{port}"\nrequests_per_second = 0\n')
     for slug, sex, height, _ in PEOPLE[:people]:
         text += (f'[[users]]\nslug = "{slug}"\nname = "{slug.title()}"\nshort_name = "{slug[:3].upper()}"\n'
                  f'sex = "{sex}"\nbirth_date = "1985-04-02"\nheight_cm = {height}\ngoal_weight_kg = 60\n')
@@ -80,7 +81,8 @@ async def timed(session: aiohttp.ClientSession, url: str) -> tuple[float, bytes]
 async def main(years: int, people: int, requests: int) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         config_path = Path(scratch) / "interceptor.toml"
-        config_path.write_text(config_text(Path(scratch) / "data", people))
+        ours_port = free_port()
+        config_path.write_text(config_text(Path(scratch) / "data", people, ours_port))
         config = load_config(config_path, environ={})
         journal = Journal(config.data_dir / "journal.sqlite")
         pipeline = Pipeline(journal, config)
@@ -90,12 +92,7 @@ async def main(years: int, people: int, requests: int) -> None:
               f"{time.perf_counter() - started:.1f} s")
         await pipeline.load()
 
-        limits = Limits(max_connections=128, per_client=64, request_timeout_s=15)
-        app = create_web_app(config, journal, pipeline, Health(False, ()), limits, lambda: datetime.now(UTC))
-        ours = web.AppRunner(app, access_log=None)
-        await ours.setup()
-        ours_port = free_port()
-        await GuardedSite(ours, "127.0.0.1", ours_port, limits).start()
+        ours = await start_web(config, journal, pipeline, Health(False, ()), lambda: datetime.now(UTC))
 
         pages: dict[str, bytes] = {}
         bare_app = web.Application()

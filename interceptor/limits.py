@@ -150,3 +150,12 @@ class ListenerLimits(BaseModel):
         default=20.0, ge=0, description="requests a second one client address may make (0: no limit); beyond, 429",
     )
     rate_burst: int = Field(default=100, ge=1, description="requests a client may make at once above its rate")
+
+
+def limit_keys(section: str, **renamed: str) -> dict[str, str]:
+    """How the config file writes each `ListenerLimits` field of a listener, for its log lines:
+    `[section] field`, or `[section] <renamed[field]>` where that listener's settings name it otherwise."""
+    unknown = set(renamed) - set(ListenerLimits.model_fields)
+    if unknown:
+        raise ValueError(f"not ListenerLimits fields: {sorted(unknown)}")
+    return {field: f"[{section}] {renamed.get(field, field)}" for field in ListenerLimits.model_fields}

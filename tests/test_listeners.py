@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 from aiohttp import web
@@ -14,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from interceptor.limits import ListenerLimits
-from interceptor.listeners import start_listener
+from interceptor.listeners import handling_began, start_listener
 
 FAST = ListenerLimits(idle_timeout=0.2, request_timeout=0.3, rate_limit=1000, rate_burst=1000)
 
@@ -76,6 +77,55 @@ def test_a_web_page_gets_the_guard_with_one_call(caplog: pytest.LogCaptureFixtur
     answer, idle, stalled = asyncio.run(scenario())
     assert answer.startswith(b"HTTP/1.1 200") and 0.15 < idle < 1.0 and 0.25 < stalled < 1.0
     assert any("no reply within [http] request_timeout 0.3 s" in record.getMessage() for record in caplog.records)
+
+
+def slow_page() -> web.Application:
+    """A page that takes longer to make than a client may take to send its request, and one that is
+    never made in time; the app says when handling begins, as the household page does."""
+
+    @web.middleware
+    async def began(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                    ) -> web.StreamResponse:
+        handling_began(request)
+        return await handler(request)
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.6)
+        return web.Response(text="weigh-ins")
+
+    async def stuck(request: web.Request) -> web.Response:
+        await asyncio.sleep(1.6)  # past handling_timeout; short, as the listener's cleanup waits for it
+        return web.Response(text="too late")
+
+    app = web.Application(middlewares=[began])
+    app.router.add_get("/", slow)
+    app.router.add_get("/stuck", stuck)
+    return app
+
+
+def test_a_handling_timeout_gives_a_slow_page_its_time_and_still_bounds_it(caplog: pytest.LogCaptureFixture) -> None:
+    """The web page's case: a client has `request_timeout` to send, the page `handling_timeout` to be
+    made. Without one, the request's deadline runs to the reply, as for a scale."""
+    caplog.set_level(logging.INFO, logger="interceptor.http")
+    limits = ListenerLimits(idle_timeout=2.0, request_timeout=0.3, rate_limit=1000, rate_burst=1000)
+
+    async def scenario() -> tuple[bytes, float, float, float]:
+        page = await start_listener(slow_page(), "127.0.0.1", 0, limits, handling_timeout=1.0)
+        scale_like = await start_listener(slow_page(), "127.0.0.1", 0, limits)
+        port, scale_port = page.addresses[0][1], scale_like.addresses[0][1]
+        try:
+            made = await ask(port)
+            cut = await until_closed(scale_port, [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"])
+            stuck = await until_closed(port, [b"GET /stuck HTTP/1.1\r\nHost: x\r\n\r\n"])
+            stalled = await until_closed(port, [b"GET / HTTP/1.1\r\nHo"])  # sooner than idle_timeout
+        finally:
+            await page.cleanup()
+            await scale_like.cleanup()
+        return made, cut, stuck, stalled
+
+    made, cut, stuck, stalled = asyncio.run(scenario())
+    assert made.startswith(b"HTTP/1.1 200") and 0.25 < cut < 0.55 and 0.9 < stuck < 1.4 and 0.25 < stalled < 0.9
+    assert any("no reply within 1 s of its handling beginning" in record.getMessage() for record in caplog.records)
 
 
 CHUNK = st.one_of(

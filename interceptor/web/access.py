@@ -1,9 +1,11 @@
 """Who may open the household page, and proof that a change was asked for by the page itself.
 
 In order, for every request: the client address must be in `[web] allow_clients` (else 403, logged
-at most once a minute per address); it must stay under its request rate (else 429); when a password
-is set, it must carry a logged-in session cookie (else the login form, or 401 for the API); and a
-request that changes anything must carry the CSRF token the page gave it (else 403, nothing changed).
+at most once a minute per address); when a password is set, it must carry a logged-in session cookie
+(else the login form, or 401 for the API); and a request that changes anything must carry the CSRF
+token the page gave it (else 403, nothing changed). A page must be made within `[web]
+request_timeout_s` (else 503). Connections, timeouts and the request rate are the listener's
+(`interceptor.listeners`, started by `web.server`).
 
 The session cookie is random, `HttpOnly` and `SameSite=Strict`; the CSRF token is an HMAC of it
 under a key that lives only in this process (a restart signs everyone out, and costs nothing else).
@@ -25,7 +27,7 @@ from aiohttp import web
 
 from interceptor.dns.clients import NetworkSet
 from interceptor.limits import RateLimiter
-from interceptor.web.listener import Limits
+from interceptor.listeners import handling_began
 from interceptor.web.settings import WebSettings
 
 log = logging.getLogger(__name__)
@@ -73,11 +75,9 @@ def refusal(request: web.Request, status: int, message: str) -> web.Response:
 
 
 class Access:
-    def __init__(self, settings: WebSettings, limits: Limits) -> None:
+    def __init__(self, settings: WebSettings) -> None:
         self.allowed = NetworkSet(settings.allow_clients)
-        self.limiter = RateLimiter(settings.requests_per_second, settings.request_burst)
         self.login_limiter = RateLimiter(LOGIN_ATTEMPTS_PER_MINUTE / 60, LOGIN_ATTEMPTS_PER_MINUTE)
-        self.limits = limits
         self.request_timeout_s = settings.request_timeout_s
         self.session_seconds = settings.session_days * 86400
         self._key = secrets.token_bytes(32)
@@ -139,15 +139,11 @@ class Access:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        self.limits.handling(request.transport)
+        handling_began(request)  # from here, this middleware's timeout bounds the reply (`web.server`)
         address = request.remote or ""
         if address not in self.allowed:
             self._report(address)
             return refusal(request, 403, "this page answers only the household's own network")
-        if not self.limiter.allow(address, time.monotonic()):
-            response = refusal(request, 429, "too many requests from this address; wait a moment")
-            response.headers["Retry-After"] = "5"
-            return response
         session = request.cookies.get(COOKIE, "")
         fresh = not (16 <= len(session) <= 64 and session.isascii())
         if fresh:

@@ -36,7 +36,6 @@ from interceptor.store.journal import Journal, Reader
 from interceptor.store.measurements import GUEST, Filter
 from interceptor.web import params, views, words
 from interceptor.web.access import SESSION, Access, refusal, security_headers
-from interceptor.web.listener import Limits
 from interceptor.web.params import BadInput
 
 log = logging.getLogger(__name__)
@@ -370,9 +369,9 @@ def _decided_by_hand(item: Measurement) -> None:
                        f"{views.ASSIGNED_BY.get(item.assignment, item.assignment)}); nothing to undo")
 
 
-def create_web_app(config: Config, journal: Journal, pipeline: Pipeline, health: Health, limits: Limits,
+def create_web_app(config: Config, journal: Journal, pipeline: Pipeline, health: Health,
                    clock: Clock) -> web.Application:
-    access = Access(config.web, limits)
+    access = Access(config.web)
     page = WebPage(config, journal, pipeline, access, health, clock)
 
     @web.middleware

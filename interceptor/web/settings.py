@@ -3,6 +3,9 @@
 The page shows who weighs what, so its defaults are those of the DNS responder: answer only the
 local networks, and nothing else. A password is optional (a household network is often trusted);
 when set, the server keeps only a salted scrypt digest of it, never the text.
+
+The limits are those of every HTTP listener (`interceptor.listeners`), under the names this section
+has always had: `listener_limits` maps them, `LISTENER_KEYS` names them in the log.
 """
 
 from __future__ import annotations
@@ -13,6 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from interceptor.dns.settings import LOCAL_NETWORKS
 from interceptor.hostport import parse_host_port
+from interceptor.limits import ListenerLimits, limit_keys
+
+LISTENER_KEYS = limit_keys("web", idle_timeout="keepalive_timeout_s", request_timeout="request_timeout_s",
+                           rate_limit="requests_per_second", rate_burst="request_burst")
 
 
 class WebSettings(BaseModel):
@@ -26,14 +33,24 @@ class WebSettings(BaseModel):
     )
     password: SecretStr | None = Field(default=None, description="ask for it before showing anything")
     session_days: int = Field(default=30, ge=1, le=365, description="how long a login lasts on a device")
-    max_connections: int = Field(default=128, ge=1, le=10_000, description="connections served at once")
+    max_connections: int = Field(
+        default=128, ge=1, le=10_000,
+        description="connections open at once, in all; at the cap a newcomer takes the place of an idle one",
+    )
     max_connections_per_client: int = Field(default=16, ge=1, le=1000, description="connections per address")
-    requests_per_second: float = Field(default=20.0, ge=0, description="per client address; 0 turns it off")
+    requests_per_second: float = Field(
+        default=20.0, ge=0, description="per client address (0 turns it off); beyond, 429 and the connection closed"
+    )
     request_burst: int = Field(default=60, ge=1, description="requests a client may send at once above its rate")
     request_timeout_s: float = Field(
-        default=15.0, gt=0, le=300, description="seconds a client has to send a request, and a page to be made"
+        default=15.0, gt=0, le=300,
+        description="seconds a client has from a request's first byte until the page starts making it, and a page"
+        " to be made (else 503)",
     )
-    keepalive_timeout_s: float = Field(default=15.0, gt=0, le=300, description="idle kept-alive connections close")
+    keepalive_timeout_s: float = Field(
+        default=15.0, gt=0, le=300, description="seconds a connection may stay open with no request (just opened,"
+        " or answered)",
+    )
 
     @field_validator("listen")
     @classmethod
@@ -63,3 +80,10 @@ class WebSettings(BaseModel):
     @property
     def host_port(self) -> tuple[str, int]:
         return parse_host_port(self.listen)
+
+    @property
+    def listener_limits(self) -> ListenerLimits:
+        return ListenerLimits(idle_timeout=self.keepalive_timeout_s, request_timeout=self.request_timeout_s,
+                              max_connections=self.max_connections,
+                              max_connections_per_client=self.max_connections_per_client,
+                              rate_limit=self.requests_per_second, rate_burst=self.request_burst)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from interceptor.withings.scale import read_response
 from tests.conftest import INTERCEPTOR, NO_RATE_LIMIT, Served, free_port, start_server, wait_for_port
 from tests.web.support import FRED_DAYS, client, csrf_token, fill, guest, hidden_csrf, write_config
 
@@ -206,24 +207,76 @@ async def test_every_response_carries_the_security_headers(served: Served) -> No
                 assert not cookie or ("HttpOnly" in cookie and "SameSite=Strict" in cookie)
 
 
-async def test_a_slow_client_is_cut_off_and_a_flood_of_connections_is_bounded(tmp_path: Path) -> None:
-    config = write_config(tmp_path, "\n[web]\nrequest_timeout_s = 1\nmax_connections_per_client = 3\n")
-    server = start_server(config, tmp_path / "data")
+async def closed_by_server(reader: asyncio.StreamReader, limit: float = 5.0) -> bool:
+    """Whether the server closed (FIN or reset) within `limit` seconds, reading whatever came first."""
     try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.web_port)
+        while await asyncio.wait_for(reader.read(65536), limit):
+            pass
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        return False
+    return True
+
+
+async def connect(port: int, source: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+
+
+async def test_a_slow_client_is_cut_off_and_a_flood_of_connections_is_bounded(tmp_path: Path) -> None:
+    """The page's listener is the guarded one of every HTTP listener, under the `[web]` keys. Each part
+    comes from its own loopback address (another device), so each has its own share and log budget."""
+    config = write_config(tmp_path, "\n[web]\nrequest_timeout_s = 1\nmax_connections_per_client = 3\n"
+                                    "requests_per_second = 1\nrequest_burst = 4\n")
+    server = start_server(config, tmp_path / "data")
+    port = server.web_port
+    try:
+        reader, writer = await connect(port, "127.0.0.1")
         writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")  # ... and never the end of the head
-        await writer.drain()
-        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server after 1 s
+        started = time.monotonic()
+        assert await closed_by_server(reader) and 0.8 < time.monotonic() - started < 3  # after 1 s
         writer.close()
-        held = [await asyncio.open_connection("127.0.0.1", server.web_port) for _ in range(3)]
-        extra_reader, extra_writer = await asyncio.open_connection("127.0.0.1", server.web_port)
-        assert await asyncio.wait_for(extra_reader.read(), 5) == b""  # the fourth is closed at once
-        extra_writer.close()
-        for _, held_writer in held:
-            held_writer.close()
+
+        # Three requests still arriving hold the address's three connections: a fourth is closed at once.
+        sending = [await connect(port, "127.0.0.2") for _ in range(3)]
+        for _, sending_writer in sending:
+            sending_writer.write(b"GET / HTTP/1.1\r\n")
+        started = time.monotonic()
+        await asyncio.sleep(0.2)
+        extra_reader, extra_writer = await connect(port, "127.0.0.2")
+        assert await closed_by_server(extra_reader) and time.monotonic() - started < 0.9  # before any timed out
+        for connection in (*sending, (extra_reader, extra_writer)):
+            connection[1].close()
+
+        # Three idle connections: a fourth takes the place of the oldest, and is answered.
+        idle = [await connect(port, "127.0.0.3") for _ in range(3)]
+        await asyncio.sleep(0.1)
+        fourth_reader, fourth_writer = await connect(port, "127.0.0.3")
+        fourth_writer.write(b"GET /api/v1/session HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await asyncio.wait_for(fourth_reader.readline(), 5)).startswith(b"HTTP/1.1 200")
+        assert await closed_by_server(idle[0][0])
+        assert not await closed_by_server(idle[1][0], 0.1)
+        for connection in (*idle, (fourth_reader, fourth_writer)):
+            connection[1].close()
+
+        # Over requests_per_second (bursts of request_burst): 429, and the connection closed.
+        rate_reader, rate_writer = await connect(port, "127.0.0.4")
+        statuses = []
+        try:
+            for _ in range(6):
+                rate_writer.write(b"GET /api/v1/session HTTP/1.1\r\nHost: x\r\n\r\n")
+                statuses.append((await asyncio.wait_for(read_response(rate_reader), 5)).status)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            statuses.append(0)  # closed after the 429
+        rate_writer.close()
+        assert statuses == [200, 200, 200, 200, 429, 0]
     finally:
         log = server.kill()
-    assert "took over 1 s to send its request" in log and "refused a connection from 127.0.0.1" in log
+    assert "closed an HTTP connection from 127.0.0.1: no reply within [web] request_timeout_s 1 s" in log
+    assert ("closed a new HTTP connection from 127.0.0.2: every connection in the way of"
+            " [web] max_connections_per_client or [web] max_connections is busy") in log
+    assert "closed an HTTP connection from 127.0.0.3: made room for a newer connection" in log
+    assert "closed an HTTP connection from 127.0.0.4: answered 429: more than [web] requests_per_second 1" in log
 
 
 async def test_only_allowed_clients_and_with_a_password_only_after_login(tmp_path: Path) -> None:
