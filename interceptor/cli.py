@@ -1,4 +1,5 @@
-"""The `interceptor` command. Each subcommand is a thin call into the modules that do the work.
+"""The `interceptor` command. Each subcommand is a thin call into the modules that do the work, and
+follows the convention of `interceptor.command` (common options, formats, listen flags, errors).
 
 User-caused errors (bad config, port in use, unreadable journal) print one line saying what is wrong
 and what to do, and exit non-zero; a traceback appears only with `--debug`.
@@ -6,164 +7,120 @@ and what to do, and exit non-zero; a traceback appears only with `--debug`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
+import errno
 import importlib
 import json
 import logging
-import os
 import sys
-from collections.abc import Callable, Coroutine, Iterator, Mapping
-from datetime import date, datetime, time
+from collections.abc import Callable, Coroutine, Iterator
+from datetime import datetime, time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from interceptor import __version__, runtime
+from interceptor.command import (
+    EXIT_CONFIG,
+    UserError,
+    ask,
+    check_person,
+    common_options,
+    config_source,
+    format_option,
+    listen_option,
+    load,
+    open_journal,
+    open_reader,
+    parse_since,
+    text_table,
+    write_records,
+)
+from interceptor.startup import Listener, explain_all
 
 if TYPE_CHECKING:  # the modules behind the commands load when a command runs: see _Commands
     from interceptor.config import Config
     from interceptor.model import Measurement
     from interceptor.pipeline import Calibration, Pipeline
-    from interceptor.store.journal import Journal, Reader, Renderer
+    from interceptor.store.journal import Reader
     from interceptor.store.rebuild import Rebuilt
 
-F = TypeVar("F", bound=Callable[..., Any])
-EXIT_CONFIG = 2
-
-
-class UserError(click.ClickException):
-    """One line for the user, exit status 1 (2 for configuration)."""
-
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"interceptor: {self.format_message()}", err=True)
-
-
-def common_options(command: F) -> F:
-    """`--config` and `--data-dir` on every subcommand (the issue: every subcommand accepts both)."""
-
-    @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-                  help="TOML file (default ./interceptor.toml, then /etc/interceptor/interceptor.toml)")
-    @click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
-                  help="where the journal lives (overrides data_dir in the config)")
-    @functools.wraps(command)
-    def wrapper(*args: Any, config_path: Path | None, data_dir: Path | None, **kwargs: Any) -> Any:
-        context = click.get_current_context()
-        # A group's options (`export --config X garmin`) stand unless its subcommand gives its own.
-        if config_path is not None or "interceptor.config_path" not in context.meta:
-            context.meta["interceptor.config_path"] = config_path
-        if data_dir is not None or "interceptor.overrides" not in context.meta:
-            context.meta["interceptor.overrides"] = {"data_dir": str(data_dir) if data_dir else None}
-        return command(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def ask(question: str, *, secret: bool = False) -> str:
-    """A prompt on a terminal; one line of standard input otherwise (getpass would read /dev/tty)."""
-    if sys.stdin.isatty():
-        return str(click.prompt(question, hide_input=secret))
-    click.echo(f"{question}: ", err=True, nl=False)
-    line = sys.stdin.readline()
-    if not line:
-        raise UserError(f"{question}: nothing on standard input (run this at a terminal, or pipe the answer in)")
-    click.echo("(read from standard input)", err=True)
-    return line.rstrip("\r\n")
-
-
-def load(**overrides: Any) -> Config:
-    """The effective config for the running subcommand, or exit 2 with the reason."""
-    from interceptor.config import ConfigError, load_config
-
-    context = click.get_current_context()
-    merged = {**context.meta.get("interceptor.overrides", {}), **overrides}
-    try:
-        return load_config(context.meta.get("interceptor.config_path"), overrides=merged)
-    except ConfigError as error:
-        raise UserError(str(error), EXIT_CONFIG) from None
-
-
-def open_journal(config: Config, sinks: Mapping[str, Renderer] | None = None) -> Journal:
-    from interceptor.store.journal import Journal, JournalError
-
-    path = config.data_dir / "journal.sqlite"
-    if not path.exists():
-        raise UserError(f"no journal at {path}: nothing has been stored yet (or pass --data-dir)")
-    try:
-        return Journal(path, sinks)
-    except JournalError as error:
-        raise UserError(str(error)) from None
-
-
-@contextlib.contextmanager
-def open_reader(config: Config) -> Iterator[Reader]:
-    """The journal for commands that only read: no writer, nothing created or changed. A damaged
-    page met while reading is told in one line, with the command that recovers the rest."""
-    import sqlite3
-
-    from interceptor.store.integrity import is_damage
-    from interceptor.store.journal import JournalError, reader_of
-
-    path = config.data_dir / "journal.sqlite"
-    if not path.exists():
-        raise UserError(f"no journal at {path}: nothing has been stored yet (or pass --data-dir)")
-    try:
-        with reader_of(path) as reader:
-            yield reader
-    except JournalError as error:
-        raise UserError(str(error)) from None
-    except sqlite3.DatabaseError as error:
-        if not is_damage(error):
-            raise
-        raise UserError(f"{path} is damaged ({error}): stop the server and run `interceptor journal recover`,"
-                        " which copies what can be read into a new journal") from None
-
+# Importable from here as before (commands written against this module keep working).
+__all__ = ["EXIT_CONFIG", "UserError", "ask", "common_options", "load", "main", "open_journal", "open_reader",
+           "parse_since", "text_table"]
 
 # Commands that live with their package; imported only when run, so that `interceptor gateway` on a
-# Raspberry Pi does not load the server, and `interceptor serve` does not load the gateway.
+# Raspberry Pi does not load the server, `interceptor serve` does not load the gateway, and
+# `interceptor --help` loads none of them (their one-line help is written here).
 LAZY_COMMANDS = {
-    "ble": "interceptor.ble.cli:ble_group",
-    "compute": "interceptor.composition.cli:compute_command",
-    "dns": "interceptor.dns.cli:dns_group",
-    "export": "interceptor.exporters.cli:export_command",
-    "garmin": "interceptor.garmin.cli:garmin_group",
-    "gateway": "interceptor.ble.cli:gateway_command",
-    "import": "interceptor.importers.cli:import_group",
-    "replay": "interceptor.capture.cli:replay_command",
-    "xiaomi": "interceptor.importers.xiaomi.cli:xiaomi_group",
+    "ble": ("interceptor.ble.cli:ble_group", "Bluetooth scales: decode a frame, replay a capture."),
+    "compute": ("interceptor.composition.cli:compute_command",
+                "Print the body composition of one weigh-in, with the method and confidence of every metric."),
+    "dns": ("interceptor.dns.cli:dns_group", "Run the split-horizon DNS responder alone, or print a resolver snippet."),
+    "export": ("interceptor.exporters.cli:export_command",
+               "Write stored weigh-ins out, for openScale, a spreadsheet or Garmin Connect."),
+    "garmin": ("interceptor.garmin.cli:garmin_group",
+               "Garmin Connect sign-in, per person (uploads: `interceptor export garmin`)."),
+    "gateway": ("interceptor.ble.cli:gateway_command",
+                "Listen to Bluetooth scales and forward their frames to the server."),
+    "import": ("interceptor.importers.cli:import_group",
+               "Bring weigh-ins in: export files of other apps, or the Xiaomi and Zepp clouds."),
+    "replay": ("interceptor.capture.cli:replay_command",
+               "Replay the scale requests of pcap/pcapng files and judge our replies."),
+    "xiaomi": ("interceptor.importers.xiaomi.cli:xiaomi_group",
+               "Your Xiaomi account: sign in, and your scales' Bluetooth bind keys."),
 }
 
 
 class _Commands(click.Group):
-    """Loads package commands on demand, and gives a bug one line (and the hint to use --debug), not a
-    traceback, unless --debug was given."""
+    """Loads package commands on demand; words every error as `interceptor: ...` (usage errors too);
+    gives a bug one line (and the hint to use --debug), not a traceback, unless --debug was given;
+    and leaves a pipe closed by the reader (`| head`) quiet."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in LAZY_COMMANDS:
-            module, _, attribute = LAZY_COMMANDS[cmd_name].partition(":")
+            module, _, attribute = LAZY_COMMANDS[cmd_name][0].partition(":")
             command: click.Command = getattr(importlib.import_module(module), attribute)
             return command
         return super().get_command(ctx, cmd_name)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list without importing the lazy commands' modules."""
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in LAZY_COMMANDS:
+                rows.append((name, LAZY_COMMANDS[name][1]))
+                continue
+            command = super().get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as error:
+            where = error.ctx.command_path if error.ctx is not None else "interceptor"
+            raise UserError(f"{error.format_message().rstrip('.')} (see `{where} --help`)", EXIT_CONFIG) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except OSError as error:
+            if error.errno == errno.EPIPE:
+                raise  # click ends quietly on a closed pipe
+            raise self._unexpected(ctx, error) from None
         except Exception as error:
-            if ctx.meta.get("interceptor.debug"):
-                raise
-            message = f"unexpected {type(error).__name__}: {error} (run with --debug for the traceback)"
-            raise UserError(message) from None
+            raise self._unexpected(ctx, error) from None
+
+    @staticmethod
+    def _unexpected(ctx: click.Context, error: Exception) -> Exception:
+        if ctx.meta.get("interceptor.debug"):
+            return error
+        return UserError(f"unexpected {type(error).__name__}: {error} (run with --debug for the traceback)")
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -182,13 +139,24 @@ def main(context: click.Context, debug: bool) -> None:
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
+# How `serve` moves or drops each of its listeners, for start-up errors (interceptor.startup).
+SERVE_LISTENERS = {
+    "HTTP": Listener("--http-listen"),
+    "web": Listener("--web-listen", "go without the household page (--no-web)"),
+    "DNS": Listener("--dns-listen", "run without the responder (--no-dns) and send the scale here from your own"
+                    " resolver (`interceptor dns snippet`)"),
+    "TLS probe": Listener("--tls-probe-listen", "leave the probe off ([tls_probe] enabled = false)"),
+}
+
+
 @main.command()
 @common_options
-@click.option("--http-listen", metavar="HOST:PORT",
-              help="where the emulated Withings cloud listens (default 0.0.0.0:80)")
-@click.option("--web-listen", metavar="HOST:PORT",
-              help="where the household page listens (default 0.0.0.0:8080)")
+@listen_option("http", "the emulated Withings cloud (default 0.0.0.0:80)")
+@listen_option("web", "the household page (default 0.0.0.0:8080)")
+@listen_option("dns", "the DNS responder (default 0.0.0.0:53 and [::]:53)", multiple=True)
+@listen_option("tls-probe", "the TLS probe, which it turns on (e.g. 0.0.0.0:443)")
 @click.option("--no-dns", is_flag=True, help="do not start the DNS responder")
+@click.option("--no-web", is_flag=True, help="do not start the household page")
 @click.option("--query-log", is_flag=True, help="log every DNS query")
 @click.option("--capture", "capture_dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
               help="write every scale conversation to DIR as a pcapng file (one per connection)")
@@ -196,20 +164,35 @@ def main(context: click.Context, debug: bool) -> None:
               help="with --capture: keep at most this many files (the oldest are removed)")
 @click.option("--capture-max-bytes", type=click.IntRange(min=1), default=100_000_000, show_default=True,
               help="with --capture: keep at most this many bytes of files (the oldest are removed)")
-def serve(http_listen: str | None, web_listen: str | None, no_dns: bool, query_log: bool, capture_dir: Path | None,
-          capture_max_files: int, capture_max_bytes: int) -> None:
-    """Run the emulated Withings cloud (and the DNS responder) until stopped."""
-    from interceptor.serve import ServeError, run
+def serve(http_listen: str | None, web_listen: str | None, dns_listen: tuple[str, ...], tls_probe_listen: str | None,
+          no_dns: bool, no_web: bool, query_log: bool, capture_dir: Path | None, capture_max_files: int,
+          capture_max_bytes: int) -> None:
+    """Run the emulated Withings cloud, the DNS responder and the household page until stopped."""
+    from interceptor.config import Override
+    from interceptor.serve import ServeError, StartupFailed, run
     from interceptor.store.journal import JournalError
 
-    config = load(**{"http.listen": http_listen, "web.listen": web_listen})
+    config = load(
+        Override("http.listen", http_listen, "--http-listen"),
+        Override("web.listen", web_listen, "--web-listen"),
+        Override("web.enabled", False if no_web else None, "--no-web"),
+        Override("dns.listen", list(dns_listen) or None, "--dns-listen"),
+        Override("dns.enabled", False if no_dns else None, "--no-dns"),
+        Override("tls_probe.listen", tls_probe_listen, "--tls-probe-listen"),
+        Override("tls_probe.enabled", True if tls_probe_listen else None, "--tls-probe-listen"),
+        announce=True,
+    )
     capture = None
     if capture_dir is not None:
         from interceptor.capture.record import RecordingSettings
 
         capture = RecordingSettings(capture_dir, capture_max_files, capture_max_bytes)
+    source = config_source()
     try:
-        runtime.serve(run(config, with_dns=not no_dns, query_log=query_log, capture=capture))
+        runtime.serve(run(config, query_log=query_log, capture=capture,
+                          config_path=str(source.path) if source.path else None))
+    except StartupFailed as failed:
+        raise UserError(explain_all(failed.problems, SERVE_LISTENERS)) from None
     except (ServeError, JournalError) as error:
         raise UserError(str(error)) from None
     except KeyboardInterrupt:
@@ -221,43 +204,21 @@ def measurements() -> None:
     """Weigh-ins and environment readings stored in the journal."""
 
 
-def parse_since(text: str | None, config: Config) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        if len(text) == 10:
-            moment = datetime.combine(date.fromisoformat(text), time())
-        else:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UserError(f"--since {text!r} is not a date: write YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=config.household.zone)
-
-
-def text_table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-             for row in [headers, *rows]]
-    return "\n".join(lines)
-
-
 @measurements.command("list")
 @common_options
-@click.option("--format", "output", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
-@click.option("--user", help="only this person (slug), or 'unassigned'")
+@format_option()
+@click.option("--user", "slug", help="only this person (slug), or 'unassigned'")
 @click.option("--since", help="only from this date or time (YYYY-MM-DD, local time unless an offset is given)")
 @click.option("--kind", type=click.Choice(["body", "environment", "all"]), default="body", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), help="only the newest N")
-def list_measurements(output: str, user: str | None, since: str | None, kind: str, limit: int | None) -> None:
+def list_measurements(output: str, slug: str | None, since: str | None, kind: str, limit: int | None) -> None:
     """List stored measurements, oldest first (streamed: any length of history lists in flat memory)."""
     from interceptor.listing import Table, write_csv, write_json
     from interceptor.store.journal import Filter
 
     config = load()
-    if user is not None and user != "unassigned" and config.person(user) is None:
-        known = ", ".join(person.slug for person in config.users) or "none configured"
-        raise UserError(f"--user {user!r} is not in the household ({known})")
-    where = Filter(user=user, since=parse_since(since, config), kind=None if kind == "all" else kind)
+    check_person(config, slug, unassigned=True)
+    where = Filter(user=slug, since=parse_since(since, config), kind=None if kind == "all" else kind)
     with open_reader(config) as reader:
         found = reader.measurement_rows(where, limit=limit)
         out = sys.stdout
@@ -324,6 +285,7 @@ def unassign_measurement(measurement_id: int) -> None:
 def recompute(slug: str, since: str | None) -> None:
     """Recompute a person's body composition, e.g. after changing their height or birth date."""
     config = load()
+    check_person(config, slug)
     with _changing(config) as pipeline:
         count = runtime.run(pipeline.recompute(slug, parse_since(since, config)))
     click.echo(f"recomputed {count} weigh-in(s) of {slug}", err=True)
@@ -337,10 +299,8 @@ def recompute(slug: str, since: str | None) -> None:
 def calibrate(slug: str, body_fat_pct: float, on: str | None) -> None:
     """Offset a person's body fat so a reference weigh-in reads as the vendor app or DEXA said."""
     config = load()
-    try:
-        day = date.fromisoformat(on) if on else None
-    except ValueError:
-        raise UserError(f"--date {on!r} is not a date: write YYYY-MM-DD") from None
+    check_person(config, slug)
+    day = parse_since(on, config, "--date").date() if on else None
 
     async def calibrate_then_recompute(pipeline: Pipeline) -> tuple[Calibration, int]:
         calibration = await pipeline.calibrate(slug, body_fat_pct, day)
@@ -358,36 +318,48 @@ def devices() -> None:
     """Scales and gateways that have talked to this server."""
 
 
+DEVICE_COLUMNS = ["device_id", "source", "model", "firmware", "battery_pct", "manufacturing_id", "first_seen",
+                  "last_seen"]
+
+
 @devices.command("list")
 @common_options
-@click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@format_option()
 def list_devices(output: str) -> None:
     """List devices with battery, firmware and when they were last seen."""
     config = load()
     with open_reader(config) as reader:
         states = reader.devices()
-    if output == "json":
-        click.echo(json.dumps([state.as_json() for state in states], indent=2))
+    if output != "table":
+        write_records(output, DEVICE_COLUMNS, [[state.as_json()[name] for name in DEVICE_COLUMNS] for state in states])
         return
     zone = config.household.zone
-    rows = [[
-        state.device_id, state.source, state.model or "-", state.firmware or "-",
-        "-" if state.battery_pct is None else f"{state.battery_pct:g}%", state.manufacturing_id or "-",
+    write_records("table", ["device", "source", "model", "firmware", "battery", "mfgid",
+                            f"last seen ({config.household.timezone})"], [[
+        state.device_id, state.source, state.model, state.firmware,
+        None if state.battery_pct is None else f"{state.battery_pct:g}%", state.manufacturing_id,
         state.last_seen.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
-    ] for state in states]
-    click.echo(text_table(["device", "source", "model", "firmware", "battery", "mfgid", "last seen"], rows) if rows
-               else "no devices yet")
+    ] for state in states], empty="no devices yet")
 
 
 @main.command()
 @common_options
-def doctor() -> None:
-    """Check config, journal, ports, the DNS answer for the scale, and InfluxDB; say what to fix."""
+@listen_option("http", "`serve` (when its state file does not say)")
+@listen_option("dns", "`serve`'s DNS responder (when its state file does not say)")
+@click.option("--check", "only", multiple=True, metavar="NAME",
+              type=click.Choice(["config", "journal", "server", "http", "dns", "scales", "influxdb", "mqtt",
+                                 "garmin"]),
+              help="only this check (repeatable); e.g. `--check server --check http` as a container's healthcheck")
+def doctor(http_listen: str | None, dns_listen: str | None, only: tuple[str, ...]) -> None:
+    """Check the config, the journal, the running server, the DNS answer for the scale, what each scale did,
+    and InfluxDB; say what to fix. It changes nothing."""
+    from interceptor.config import Override
     from interceptor.doctor import run_checks
 
-    config = load()
-    click.echo(f"ok    config: {len(config.users)} user(s), timezone {config.household.timezone}")
-    checks = asyncio.run(run_checks(config))
+    config = load(Override("http.listen", http_listen, "--http-listen"),
+                  Override("dns.listen", [dns_listen] if dns_listen else None, "--dns-listen"), household=False)
+    checks = runtime.run(run_checks(config, config_source(), flags={"HTTP": http_listen, "DNS": dns_listen},
+                                    only=only))
     for check in checks:
         click.echo(check.line())
     if not all(check.ok for check in checks):
@@ -481,14 +453,11 @@ def config_group() -> None:
 @common_options
 def config_check() -> None:
     """Validate the config and print the effective values (secrets masked)."""
-    from interceptor.config import effective_config, find_config_path
+    from interceptor.config import effective_config, household_text
 
-    config = load()
-    path = find_config_path(click.get_current_context().meta.get("interceptor.config_path"), os.environ)
-    click.echo(f"config OK ({path or 'no file: defaults and environment'}); "
-               f"{len(config.users)} user(s), timezone {config.household.timezone}", err=True)
+    config = load(household=False)
+    click.echo(f"config OK: {config_source().describe()}; household {household_text(config)}", err=True)
     click.echo(json.dumps(effective_config(config), indent=2, default=str))
-
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ from __future__ import annotations
 import base64
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from interceptor.ble.settings import BleSettings
 from interceptor.dns.settings import DnsSettings
+from interceptor.environment import CONFIG_VARIABLE, NOT_CONFIG_KEYS, PREFIX
 from interceptor.garmin.settings import GarminSettings
 from interceptor.homeassistant.settings import MqttSettings
 from interceptor.hostport import parse_host_port
@@ -30,9 +32,10 @@ from interceptor.limits import ListenerLimits
 from interceptor.masking import is_secret_name, mask_url
 from interceptor.nesting import TooDeep, loads_json, loads_toml
 from interceptor.paths import default_data_dir
+from interceptor.tls.settings import TlsProbeSettings
 from interceptor.web.settings import WebSettings
 
-ENV_PREFIX = "INTERCEPTOR_"
+ENV_PREFIX = PREFIX
 DEFAULT_CONFIG_PATHS = (Path("interceptor.toml"), Path("/etc/interceptor/interceptor.toml"))
 STANDARD_GRAVITY = 9.80665
 
@@ -237,6 +240,7 @@ class Config(_Section):
     xiaomi: XiaomiSettings = Field(default_factory=XiaomiSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)  # Home Assistant's broker
     garmin: GarminSettings = Field(default_factory=GarminSettings)
+    tls_probe: TlsProbeSettings = Field(default_factory=TlsProbeSettings)
     devices: dict[str, DeviceSettings] = Field(default_factory=dict, description="keyed by MAC address")
 
     @field_validator("devices")
@@ -289,6 +293,49 @@ def normalise_mac(value: str) -> str | None:
     return ":".join(match.groups()) if match else None
 
 
+@dataclass(frozen=True)
+class Override:
+    """A key set on the command line: `key` dotted (`http.listen`), `flag` as the user typed it
+    (`--http-listen`), so that a bad value is blamed on the flag and not on the file."""
+
+    key: str
+    value: Any
+    flag: str
+
+
+@dataclass(frozen=True)
+class ConfigSource:
+    """Where the effective config came from, for the line every command can show about it."""
+
+    path: Path | None  # the file read (absolute), None when there was none
+    searched: tuple[Path, ...]  # where a file was looked for when none was named
+    variables: tuple[str, ...]  # INTERCEPTOR_* variables that set keys
+    flags: tuple[str, ...]  # command-line flags that set keys
+
+    def describe(self) -> str:
+        """`/etc/interceptor/interceptor.toml, with INTERCEPTOR_INFLUX__URL, --http-listen`."""
+        if self.path is not None:
+            text = str(self.path)
+        else:
+            looked = " or ".join(str(path) for path in self.searched)
+            text = f"no file (none at {looked}; --config FILE or ${CONFIG_VARIABLE} names one)"
+        extra = [*self.variables, *self.flags]
+        return text + (f", with {', '.join(extra)}" if extra else "")
+
+
+@dataclass(frozen=True)
+class Loaded:
+    config: Config
+    source: ConfigSource
+
+
+def household_text(config: Config) -> str:
+    """Who the server will recognise, in a few words: `fed, fra (Europe/Paris)`."""
+    if not config.users:
+        return f"no people ({config.household.timezone})"
+    return f"{', '.join(person.slug for person in config.users)} ({config.household.timezone})"
+
+
 def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
     node = tree
     for key in path[:-1]:
@@ -313,17 +360,23 @@ def _env_value(text: str, variable: str) -> Any:
 
 
 def _apply_env(tree: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
-    """Merge `INTERCEPTOR_A__B=value` into the tree; returns dotted key → variable name for messages."""
+    """Merge `INTERCEPTOR_A__B=value` into the tree; returns dotted key → where it came from, for messages.
+    The variables of the commands themselves (the config path, the gateway's) are not keys."""
     origins: dict[str, str] = {}
     for variable, text in sorted(environ.items()):
-        if not variable.startswith(ENV_PREFIX) or variable == f"{ENV_PREFIX}CONFIG":
+        if not variable.startswith(ENV_PREFIX) or variable in NOT_CONFIG_KEYS:
             continue
         path = [part.lower() for part in variable[len(ENV_PREFIX):].split("__") if part]
         if not path:
             continue
         _set_path(tree, path, _env_value(text, variable))
-        origins[".".join(path)] = variable
+        origins[".".join(path)] = f"{variable} (environment)"
     return origins
+
+
+def _covers(outer: str, inner: str) -> bool:
+    """`influx` covers `influx.dialect`, `users` covers `users[0].slug`, a key covers itself."""
+    return inner == outer or inner.startswith((outer + ".", outer + "["))
 
 
 def _describe(error: Mapping[str, Any], origins: Mapping[str, str], source: str) -> str:
@@ -333,8 +386,9 @@ def _describe(error: Mapping[str, Any], origins: Mapping[str, str], source: str)
         message = message[len("Value error, "):]
     if error["type"] == "extra_forbidden":
         message = "unknown key (misspelt, or in the wrong [section]?)"
-    origin = next((var for key, var in origins.items() if location == key or location.startswith(key + ".")), None)
-    where = f"{origin} (environment)" if origin else source
+    # The value set where the error is (or inside what it is about: a section's cross-key check) is to blame.
+    blamed = [origin for key, origin in origins.items() if _covers(key, location) or _covers(location, key)]
+    where = ", ".join(dict.fromkeys(blamed)) if blamed else source
     got = error.get("input")
     secret = any(is_secret_name(str(part)) for part in error["loc"])
     if isinstance(got, str) and "://" in got:
@@ -347,20 +401,21 @@ def find_config_path(explicit: Path | None, environ: Mapping[str, str]) -> Path 
     """`--config`, else `$INTERCEPTOR_CONFIG`, else ./interceptor.toml, else /etc/interceptor/interceptor.toml."""
     if explicit is not None:
         return explicit
-    if environ.get(f"{ENV_PREFIX}CONFIG"):
-        return Path(environ[f"{ENV_PREFIX}CONFIG"])
+    if environ.get(CONFIG_VARIABLE):
+        return Path(environ[CONFIG_VARIABLE])
     return next((path for path in DEFAULT_CONFIG_PATHS if path.is_file()), None)
 
 
-def load_config(
+def read_config(
     path: Path | None = None,
     environ: Mapping[str, str] | None = None,
-    overrides: Mapping[str, Any] | None = None,
-) -> Config:
-    """Read, merge and validate; no file at all means an empty household with defaults.
+    overrides: Mapping[str, Any] | Iterable[Override] | None = None,
+) -> Loaded:
+    """The config and where it came from. The one loader: every command reads its config here.
 
-    `overrides` are dotted keys from command-line flags (`{"http.listen": "127.0.0.1:8080"}`); they
-    win over the environment, which wins over the file.
+    `overrides` are keys set on the command line (`Override("http.listen", "127.0.0.1:8080",
+    "--http-listen")`; a plain mapping of dotted keys for library callers); they win over the
+    environment, which wins over the file. No file at all means an empty household with defaults.
     """
     environ = os.environ if environ is None else environ
     config_path = find_config_path(path, environ)
@@ -379,15 +434,33 @@ def load_config(
         except ValueError as error:  # tomllib.TOMLDecodeError, or an integer too long to read
             raise ConfigError(f"{config_path}: not valid TOML: {error}") from None
     origins = _apply_env(tree, environ)
-    for dotted, value in (overrides or {}).items():
-        if value is not None:
-            _set_path(tree, dotted.split("."), value)
-            origins[dotted] = f"--{dotted.split('.')[-1].replace('_', '-')}"
+    variables = tuple(origin.removesuffix(" (environment)") for origin in origins.values())
+    if isinstance(overrides, Mapping):
+        overrides = [Override(key, value, f"--{key.split('.')[-1].replace('_', '-')}")
+                     for key, value in overrides.items()]
+    flags = []
+    for override in overrides or ():
+        if override.value is not None:
+            _set_path(tree, override.key.split("."), override.value)
+            origins[override.key] = override.flag
+            flags.append(override.flag)
     try:
-        return Config.model_validate(tree)
+        config = Config.model_validate(tree)
     except ValidationError as error:
         lines = [_describe(item, origins, source) for item in error.errors(include_url=False)]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+    searched = () if config_path is not None else tuple(path.absolute() for path in DEFAULT_CONFIG_PATHS)
+    return Loaded(config, ConfigSource(config_path.absolute() if config_path else None, searched, variables,
+                                       tuple(dict.fromkeys(flags))))
+
+
+def load_config(
+    path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | Iterable[Override] | None = None,
+) -> Config:
+    """`read_config` without the source: for code that only needs the values."""
+    return read_config(path, environ, overrides).config
 
 
 def effective_config(config: Config) -> dict[str, Any]:

@@ -39,6 +39,42 @@ apt_install() {
     [ "$status" = 0 ] || die "could not install$missing (apt-get exit $status)"
 }
 
+# The services of the test packages marked `off-at-boot` never start at boot: the tests
+# start their own daemons on loopback ports, while a system dnsmasq or unbound would take port 53 from
+# `interceptor serve` and Debian's influxd would listen on port 8086 of every interface without
+# authentication. The packages' maintainer scripts enable their services on install; this undoes it,
+# for services installed now or by an earlier run, and stops them when systemd runs them.
+package_services() {  # the systemd services (not templates) and SysV init scripts a package installs
+    dpkg-query -L "$1" 2>/dev/null \
+        | sed -n -e 's#^/\(usr/\)\{0,1\}lib/systemd/system/\([^/@]*\.service\)$#\2#p' -e 's#^/etc/init\.d/##p'
+}
+
+sysv_enabled() { ls /etc/rc[2345].d/S[0-9][0-9]"$1" >/dev/null 2>&1; }
+
+keep_off_at_boot() {
+    told=" "
+    for package in "$@"; do
+        for service in $(package_services "$package"); do
+            case "$service" in
+                *.service)  # systemctl also turns the SysV links of the same name off
+                    command -v systemctl >/dev/null 2>&1 || continue
+                    systemctl is-enabled --quiet "$service" 2>/dev/null || continue
+                    if [ -d /run/systemd/system ]; then as_root systemctl disable --now --quiet "$service"
+                    else as_root systemctl disable --quiet "$service"  # no systemd running: the links alone
+                    fi ;;
+                *)
+                    sysv_enabled "$service" || continue
+                    as_root update-rc.d "$service" disable >/dev/null 2>&1
+                    [ -d /run/systemd/system ] || as_root service "$service" stop >/dev/null 2>&1 || true ;;
+            esac
+            name=${service%.service}
+            case "$told" in *" $name "*) continue ;; esac
+            told="$told$name "
+            say "$name will not start at boot (the tests start their own); to run it yourself: sudo systemctl enable --now $name"
+        done
+    done
+}
+
 PYTHON="${PYTHON:-python3}"
 command -v "$PYTHON" >/dev/null 2>&1 || apt_install python3
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -50,7 +86,9 @@ command -v "$PYTHON" >/dev/null 2>&1 || apt_install python3
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
 
 if [ "${1:-}" = "--test" ]; then
-    apt_install $(grep -v '^[[:space:]]*#' scripts/debian-test-packages.txt)
+    packages=scripts/debian-test-packages.txt
+    apt_install $(awk '!/^[[:space:]]*#/ && NF { print $1 }' "$packages")
+    keep_off_at_boot $(awk '!/^[[:space:]]*#/ && $2 == "off-at-boot" { print $1 }' "$packages")
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]" >&2
 else
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e . >&2

@@ -47,9 +47,9 @@ def test_list_formats_and_filters(served: Served) -> None:
     nobody = json.loads(served.cli("measurements", "list", "--format", "json", "--user", "unassigned").stdout)
     assert [item["readings"]["weight_kg"] for item in nobody] == [60.0]
     unknown_user = served.cli("measurements", "list", "--user", "zed")
-    assert unknown_user.returncode == 1 and "'zed' is not in the household (fed, fra)" in unknown_user.stderr
+    assert unknown_user.returncode == 2 and "'zed' is not in the household (fed, fra)" in unknown_user.stderr
     bad_since = served.cli("measurements", "list", "--since", "last tuesday")
-    assert bad_since.returncode == 1 and "YYYY-MM-DD" in bad_since.stderr
+    assert bad_since.returncode == 2 and "YYYY-MM-DD" in bad_since.stderr
 
 
 def test_serve_runs_with_no_config_file_as_an_empty_household(tmp_path: Path) -> None:

@@ -49,6 +49,7 @@ class Gateway:
         self.spool = Spool(options.data_dir / "gateway-spool.sqlite", options.spool_max)
         self.sent = 0
         self.rejected = 0
+        self.spooled = 0  # frames left in the spool when `run` ended
         self._buffer: list[str] = []
         self._wake = asyncio.Event()
         self._source_done = False
@@ -76,6 +77,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await persist
             self._persist()
+            self.spooled = len(self.spool)
             self.spool.close()
 
     async def _collect(self, source: FrameSource) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -44,8 +45,9 @@ class BleakSource:
             from bleak import BleakScanner
             from bleak.exc import BleakError
         except ImportError:
-            raise SourceError("bleak is not installed: pip install 'scale-interceptor[gateway]' "
-                              "(or use --from-file to replay a capture)") from None
+            raise SourceError(f"bleak, the Bluetooth library the gateway scans with, is not installed: install it"
+                              f" with `{sys.executable} -m pip install bleak` (from a clone of Scale Interceptor:"
+                              " `pip install '.[gateway]'`), or use --from-file to replay a capture") from None
         queue: asyncio.Queue[Frame] = asyncio.Queue(QUEUE_SIZE)
 
         def heard(device: Any, advertisement: Any) -> None:
@@ -64,6 +66,13 @@ class BleakSource:
                     yield await queue.get()
         except BleakError as error:
             raise SourceError(f"Bluetooth scan failed: {error} (is the adapter up? `bluetoothctl show`)") from None
+        except (FileNotFoundError, ConnectionRefusedError) as error:  # no system D-Bus socket, or nobody on it
+            raise SourceError(f"cannot reach BlueZ over the system D-Bus ({error.strerror or error}): install and"
+                              " start it (`sudo apt-get install bluez`, then `sudo systemctl enable --now"
+                              " bluetooth`), or use --from-file to replay a capture") from None
+        except PermissionError as error:
+            raise SourceError(f"not allowed to use BlueZ over D-Bus ({error.strerror or error}): run the gateway"
+                              " in the `bluetooth` group (deploy/systemd/interceptor-gateway.service does)") from None
 
 
 def bleak_frame(device: Any, advertisement: Any, now: float) -> Frame:

@@ -1,12 +1,12 @@
 """`interceptor replay FILE...`: a capture's scale requests against our server, judged reply by reply.
 
-`--config`/`--data-dir` are declared here rather than with `interceptor.cli.common_options`, because
-`interceptor.cli` imports this module to register the command; they fill the same context keys, so
-`interceptor.cli.load()` reads them as for every other subcommand.
+It follows `interceptor.command`: `--config`/`--data-dir`, `--format table|json|csv` (json: a line per
+conversation, then a summary line; csv: a row per exchange), a dry run unless `--ingest`.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import sys
@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+
+from interceptor.command import UserError, common_options, format_option, ingest_option, load
 
 if TYPE_CHECKING:
     from interceptor.capture.replay import ClockMode, ConversationResult, ExchangeResult, Summary
@@ -63,6 +65,25 @@ def _table_rows(result: ConversationResult) -> list[str]:
     return lines
 
 
+CSV_COLUMNS = ["file", "conversation", "client", "server", "exchange", "request", "recorded", "replayed", "verdict",
+               "measurements"]
+
+
+def _csv_rows(result: ConversationResult) -> list[list[object]]:
+    from interceptor.capture.link import endpoint
+
+    conversation = result.conversation
+    rows: list[list[object]] = []
+    for exchange in result.exchanges:
+        facts = exchange.as_json()
+        rows.append([result.file, conversation.number, endpoint(conversation.client), endpoint(conversation.server),
+                     exchange.index, f"{exchange.request.method} {exchange.request.target}",
+                     _reply_text(facts["recorded"]), _reply_text(facts["replayed"]),
+                     {True: "ok", False: "differs", None: "not compared"}[exchange.compatible],
+                     len(exchange.measurements)])
+    return rows
+
+
 def _summary_text(summary: Summary, journal_note: str) -> str:
     return (f"{summary.files} file(s), {summary.conversations} conversation(s), {summary.exchanges} exchange(s): "
             f"{summary.compatible} compatible, {summary.incompatible} differ, {summary.not_compared} not compared; "
@@ -70,31 +91,23 @@ def _summary_text(summary: Summary, journal_note: str) -> str:
 
 
 @click.command("replay")
+@common_options
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("--against", metavar="URL", help="a running server, e.g. http://127.0.0.1:8080 (default: in-process)")
-@click.option("--ingest", is_flag=True,
-              help="in-process: store the replayed weigh-ins in the configured journal (default: a temporary one)")
+@ingest_option
 @click.option("--clock", "clock_mode", type=click.Choice(["capture", "now"]), default="capture", show_default=True,
               help="in-process: the server's clock is the capture's time of each request, or real time")
-@click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True,
-              help="json: one object per conversation per line, then a summary line")
-@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="TOML file (default ./interceptor.toml, then /etc/interceptor/interceptor.toml)")
-@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
-              help="where the journal lives (overrides data_dir in the config)")
-def replay_command(files: tuple[Path, ...], against: str | None, ingest: bool, clock_mode: ClockMode, output: str,
-                   config_path: Path | None, data_dir: Path | None) -> None:
+@format_option()
+def replay_command(files: tuple[Path, ...], against: str | None, ingest: bool, clock_mode: ClockMode,
+                   output: str) -> None:
     """Replay the scale requests in pcap/pcapng FILEs and say, per exchange, whether our reply is
     compatible with the recorded one (HTTP status, `status`, JSON keys and types, framing) and which
     measurements were stored. Exit status 3 when a reply differs, 1 when a file cannot be read."""
     # Imported here: `interceptor --help` and every other subcommand need neither dpkt nor the server.
     from interceptor import runtime
     from interceptor.capture.replay import Replayer, ReplayError, check_reachable, replay_files, target
-    from interceptor.cli import UserError, load
 
     context = click.get_current_context()
-    context.meta["interceptor.config_path"] = config_path
-    context.meta["interceptor.overrides"] = {"data_dir": str(data_dir) if data_dir else None}
     config = load()
     if not context.meta.get("interceptor.debug"):
         # The in-process server logs every request at INFO; the table already says what happened.
@@ -104,9 +117,16 @@ def replay_command(files: tuple[Path, ...], against: str | None, ingest: bool, c
     total = sum(path.stat().st_size for path in files)
     show_bar = output == "table" and sys.stderr.isatty()
 
+    rows = csv.writer(sys.stdout, lineterminator="\n")
+    if output == "csv":
+        rows.writerow(CSV_COLUMNS)
+
     def emit(result: ConversationResult) -> None:
         if output == "json":
             click.echo(json.dumps(result.as_json()))
+            return
+        if output == "csv":
+            rows.writerows(_csv_rows(result))
             return
         if show_bar:
             click.echo("\r\x1b[K", nl=False, err=True)  # clear the progress bar line before printing rows
@@ -126,9 +146,9 @@ def replay_command(files: tuple[Path, ...], against: str | None, ingest: bool, c
     except ReplayError as error:
         raise UserError(str(error)) from None
     if output == "json":
-        click.echo(json.dumps({"summary": summary.as_json()}))
+        click.echo(json.dumps({"summary": summary.as_json(), "journal": journal_note}))
     else:
-        click.echo(_summary_text(summary, journal_note))
+        click.echo(_summary_text(summary, journal_note), err=output == "csv")
     for warning in summary.warnings:
         click.echo(f"interceptor: warning: {warning}", err=True)
     for error in summary.errors:

@@ -34,7 +34,9 @@ from interceptor.capture.files import CaptureError, read_frames
 from interceptor.capture.http import Message, MessageParser
 from interceptor.capture.link import endpoint
 from interceptor.config import Config, InfluxSettings
+from interceptor.hostport import parse_host_port
 from interceptor.model import Measurement, iso_utc, utc_from_unix
+from interceptor.serverstate import StateError, read_state
 from interceptor.store.database import open_reader
 from interceptor.store.journal import JournalError, Reader
 
@@ -341,7 +343,7 @@ async def target(config: Config, *, against: str | None, ingest: bool, clock_mod
     """Where the requests go, and the journal the measurements are read back from."""
     if against is not None:
         host, port = parse_url(against)
-        async with _external_journal(config) as (watch, note):
+        async with _external_journal(config, against, port) as (watch, note):
             yield Target(host, port, None, watch, note)
         return
     clock = ReplayClock(clock_mode)
@@ -365,12 +367,26 @@ async def target(config: Config, *, against: str | None, ingest: bool, clock_mod
             await runner.cleanup()
 
 
+def _serves_here(config: Config, port: int) -> bool:
+    """Does the server whose state is in the configured data dir run, and listen for HTTP on `port`?"""
+    try:
+        state = read_state(config.data_dir)
+    except StateError:
+        return False
+    if state is None or not state.running():
+        return False
+    return any(parse_host_port(address)[1] == port for address in state.listening.get("HTTP", []))
+
+
 @contextlib.asynccontextmanager
-async def _external_journal(config: Config) -> AsyncIterator[tuple[MeasurementWatch | None, str]]:
-    """The running server's journal, if it is the configured one; otherwise no read-back."""
+async def _external_journal(config: Config, url: str, port: int) -> AsyncIterator[tuple[MeasurementWatch | None,
+                                                                                        str]]:
+    """The running server's journal, when the configured data dir is that server's (its state file says
+    it listens on that port); otherwise no read-back, and the note says whose journal is unknown."""
     path = config.data_dir / "journal.sqlite"
-    if not path.exists():
-        yield None, f"no journal at {path}: measurements cannot be read back (pass the server's --data-dir)"
+    if not path.exists() or not _serves_here(config, port):
+        yield None, (f"the journal of the server at {url} is not {config.data_dir}: its measurements are not read"
+                     " back (pass the --data-dir it runs with)")
         return
     try:
         connection = open_reader(path)

@@ -1,9 +1,9 @@
 """`interceptor dns`: run the responder alone, or print a snippet for someone else's resolver.
 
-The flags are for quick use without a config file (`interceptor dns --listen 127.0.0.1:5353
---intercept scalews.withings.net=192.168.1.10`); they are passed to `load_config` as overrides, so
-a bad value is reported the same way as a bad config key. User errors print one line and exit
-non-zero: 2 for configuration, 1 for a port that cannot be opened.
+The flags are for quick use without a config file (`interceptor dns --dns-listen 127.0.0.1:5353
+--intercept scalews.withings.net=192.168.1.10`); they are passed to the config loader as overrides, so
+a bad value is reported the same way as a bad config key, naming the flag. Errors follow the
+convention of `interceptor.command`: one line, exit 2 for configuration, 1 for a port that cannot be opened.
 """
 
 from __future__ import annotations
@@ -13,45 +13,30 @@ import ipaddress
 import logging
 import signal
 import socket
-import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
 from interceptor import runtime
-from interceptor.config import Config, ConfigError, load_config
+from interceptor.command import EXIT_CONFIG, UserError, common_options, load
+from interceptor.config import Override
 from interceptor.dns.server import DnsStartError, start_dns_server
 from interceptor.dns.settings import DnsSettings, normalise_name
 from interceptor.dns.snippets import KINDS, snippet
+from interceptor.startup import Listener, ListenError, explain
 
 PLACEHOLDER_ADDRESS = "192.168.1.10"
+# How `interceptor dns` moves its listener, for start-up errors.
+DNS_LISTENER = Listener("--dns-listen")
 
-config_option = click.option(
-    "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-    help="TOML config file (default: $INTERCEPTOR_CONFIG, ./interceptor.toml, /etc/interceptor/interceptor.toml)",
-)
-data_dir_option = click.option(
-    "--data-dir", type=click.Path(path_type=Path, file_okay=False), default=None, help="where the journal lives",
-)
-
-
-def _load(config_path: Path | None, data_dir: Path | None, overrides: dict[str, Any] | None = None) -> Config:
-    """The config, or a one-line message on stderr and exit status 2."""
-    merged = {"data_dir": str(data_dir) if data_dir else None, **(overrides or {})}
-    try:
-        return load_config(config_path, overrides=merged)
-    except ConfigError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(2)
+log = logging.getLogger(__name__)
 
 
 def _intercept_rule(flag: str) -> dict[str, Any]:
     """`NAME=ADDRESS` (NAME may start with `*.` for the name and everything below it)."""
     name, separator, address = flag.partition("=")
     if not separator or not name or not address:
-        click.echo(f"error: --intercept '{flag}' is not NAME=ADDRESS; write e.g. scalews.withings.net=auto", err=True)
-        sys.exit(2)
+        raise UserError(f"--intercept '{flag}' is not NAME=ADDRESS; write e.g. scalews.withings.net=auto", EXIT_CONFIG)
     rule: dict[str, Any] = {"name": name, "address": address}
     if name.startswith("*."):
         rule.update(name=name[2:], subdomains=True)
@@ -59,9 +44,9 @@ def _intercept_rule(flag: str) -> dict[str, Any]:
 
 
 @click.group(name="dns", invoke_without_command=True)
-@config_option
-@data_dir_option
-@click.option("--listen", multiple=True, metavar="HOST:PORT", help="listen here instead (repeatable)")
+@common_options
+@click.option("--dns-listen", "listen", multiple=True, metavar="HOST:PORT",
+              help="listen here instead of [dns] listen (repeatable)")
 @click.option("--upstream", multiple=True, metavar="HOST:PORT", help="forward to these resolvers instead (repeatable)")
 @click.option(
     "--intercept", multiple=True, metavar="NAME=ADDRESS",
@@ -71,8 +56,6 @@ def _intercept_rule(flag: str) -> dict[str, Any]:
 @click.pass_context
 def dns_group(
     context: click.Context,
-    config_path: Path | None,
-    data_dir: Path | None,
     listen: tuple[str, ...],
     upstream: tuple[str, ...],
     intercept: tuple[str, ...],
@@ -81,24 +64,26 @@ def dns_group(
     """Run the split-horizon DNS responder alone (`interceptor serve` also starts it)."""
     if context.invoked_subcommand is not None:
         return
-    overrides: dict[str, Any] = {
-        "dns.listen": list(listen) or None,
-        "dns.upstreams": list(upstream) or None,
-        "dns.intercept": [_intercept_rule(flag) for flag in intercept] or None,
-    }
-    settings = _load(config_path, data_dir, overrides).dns
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
+    settings = load(
+        Override("dns.listen", list(listen) or None, "--dns-listen"),
+        Override("dns.upstreams", list(upstream) or None, "--upstream"),
+        Override("dns.intercept", [_intercept_rule(flag) for flag in intercept] or None, "--intercept"),
+        announce=True, household=False,
+    ).dns
     try:
         runtime.serve(_serve(settings, query_log))
+    except ListenError as problem:
+        raise UserError(explain(problem, DNS_LISTENER)) from None
     except DnsStartError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(1)
+        raise UserError(str(error)) from None
 
 
 async def _serve(settings: DnsSettings, query_log: bool) -> None:
     """Answer until SIGINT or SIGTERM, then close the listeners cleanly."""
     server = await start_dns_server(settings, query_log=query_log)
+    log.info("DNS responder listening on %s", ", ".join(f"{host} port {port}" for host, port in server.addresses))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -120,26 +105,22 @@ def _this_machine_ipv4() -> str:
 
 
 @dns_group.command(name="snippet")
-@config_option
-@data_dir_option
+@common_options
 @click.option("--for", "kind", type=click.Choice(KINDS), required=True, help="the resolver you run")
 @click.option("--address", default=None, help="IPv4 address of this server (default: the config's, else detected)")
 @click.option("--name", default=None, help="name to override (default: the config's first intercepted name)")
-def snippet_command(
-    config_path: Path | None, data_dir: Path | None, kind: str, address: str | None, name: str | None
-) -> None:
+def snippet_command(kind: str, address: str | None, name: str | None) -> None:
     """Print the lines that make your own resolver send the scale here, IPv6 leak included."""
-    rules = _load(config_path, data_dir).dns.intercept
+    rules = load(household=False).dns.intercept
     first = rules[0] if rules else None
     try:
         chosen_name = normalise_name(name or (first.name if first else "scalews.withings.net"))
     except ValueError as error:
-        click.echo(f"error: --name: {error}", err=True)
-        sys.exit(2)
+        raise UserError(f"--name: {error}", EXIT_CONFIG) from None
     chosen = address or (first.address if first and first.address != "auto" else None) or _this_machine_ipv4()
     try:
         ipaddress.IPv4Address(chosen)
     except ValueError:
-        click.echo(f"error: --address '{chosen}' is not an IPv4 address; write e.g. --address 192.168.1.10", err=True)
-        sys.exit(2)
+        raise UserError(f"--address '{chosen}' is not an IPv4 address; write e.g. --address 192.168.1.10",
+                        EXIT_CONFIG) from None
     click.echo(snippet(kind, chosen_name, chosen), nl=False)

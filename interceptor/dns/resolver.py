@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from dnslib import QTYPE, RCODE
 
-from interceptor.dns.answers import InterceptLog
+from interceptor.dns.answers import InterceptLog, watched
 from interceptor.dns.cache import Cache, CacheKey
 from interceptor.dns.clients import NetworkSet
 from interceptor.dns.rules import Rule, Rules
@@ -93,7 +93,7 @@ class Resolver:
         self.in_flight = 0
         self.local_ipv4 = local_ipv4
         self.log_queries = log_queries
-        self.intercepts = InterceptLog()  # what each client was told about intercepted names
+        self.intercepts = InterceptLog()  # what each client was told about intercepted (and vendor) names
 
     def handle(self, data: bytes, client_ip: str, listener_host: str, now: float, tcp: bool) -> bytes | Forward | None:
         """The reply to send, a `Forward` to resolve upstream, or None to stay silent."""
@@ -118,7 +118,10 @@ class Resolver:
         key = (query.qname, query.qtype, query.qclass, query.variant)
         cached = self.cache.get(key, now)
         if cached is not None:
-            return self._answer(query, client_ip, adapt(cached, query), "cached", tcp)
+            reply = adapt(cached, query)
+            if watched(query.qname):
+                self.intercepts.record(client_ip, query.qname, query.qtype, reply, now, intercepted=False)
+            return self._answer(query, client_ip, reply, "cached", tcp)
         if self.in_flight >= self.max_in_flight:
             return self._answer(query, client_ip, build_reply(query, RCODE_REFUSED), "over-capacity", tcp)
         self.in_flight += 1
@@ -143,6 +146,8 @@ class Resolver:
             else:
                 self.cache.put(forward.key, reply, info, now)
                 answer = adapt(reply, query)
+        if watched(query.qname):
+            self.intercepts.record(forward.client_ip, query.qname, query.qtype, answer, now, intercepted=False)
         if self.log_queries:
             query_log.info(
                 "client=%s name=%s type=%s %s rcode=%s ms=%.1f", forward.client_ip, name_text(query.qname),

@@ -23,6 +23,7 @@ from interceptor.dns.settings import DnsSettings
 from interceptor.dns.tcp import TcpService
 from interceptor.dns.upstreams import UpstreamPool
 from interceptor.notices import NOTICE_WINDOW
+from interceptor.startup import ListenError
 
 log = logging.getLogger(__name__)
 
@@ -33,26 +34,8 @@ TCP_BACKLOG = 128
 
 
 class DnsStartError(Exception):
-    """The responder cannot listen; the message says why and what to do."""
-
-
-def _bind_error(host: str, port: int, error: OSError) -> DnsStartError:
-    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    if isinstance(error, PermissionError):
-        return DnsStartError(
-            f"cannot listen on {where}: ports below 1024 need root or CAP_NET_BIND_SERVICE "
-            "(sudo setcap cap_net_bind_service=+ep on the python binary), or use e.g. --listen 127.0.0.1:5353"
-        )
-    if error.errno == errno.EADDRINUSE:
-        return DnsStartError(
-            f"cannot listen on {where}: another program already uses it (often systemd-resolved or dnsmasq; "
-            f"'ss -lunpt sport = :{port}' shows which); stop it, or use e.g. --listen 127.0.0.1:5353"
-        )
-    if error.errno == errno.EADDRNOTAVAIL:
-        return DnsStartError(
-            f"cannot listen on {where}: no interface of this machine has that address; use 0.0.0.0 or [::]"
-        )
-    return DnsStartError(f"cannot listen on {where}: {error.strerror or error}")
+    """No listener could be opened at all (IPv6 alone, on a machine without it); the message says what to do.
+    An address that cannot be bound raises `interceptor.startup.ListenError`, worded by the command."""
 
 
 def _socket(family: socket.AddressFamily, kind: socket.SocketKind) -> socket.socket:
@@ -157,7 +140,7 @@ class DnsServer:
                 if host == "::" and error.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
                     log.warning("IPv6 is not available on this machine; not listening on [::]:%d", port)
                     continue
-                raise _bind_error(host, port, error) from None
+                raise ListenError("DNS", host, port, error) from None
             listener = _UdpListener(self, udp, host)
             self.loop.add_reader(udp.fileno(), listener.readable)
             self._udp.append(listener)
@@ -204,12 +187,12 @@ class DnsServer:
 
 
 async def start_dns_server(settings: DnsSettings, *, query_log: bool = False) -> DnsServer:
-    """Bind every listener of `settings` and start answering; raises DnsStartError when it cannot."""
+    """Bind every listener of `settings` and start answering; raises ListenError (or DnsStartError) when
+    it cannot. The caller says where it listens (`addresses`), once everything it starts is up."""
     server = DnsServer(settings, query_log=query_log)
     try:
         await server._listen()
     except BaseException:
         await server.close()
         raise
-    log.info("DNS responder listening on %s", ", ".join(f"{host} port {port}" for host, port in server.addresses))
     return server

@@ -14,7 +14,7 @@ from typing import TextIO
 
 import click
 
-from interceptor.cli import UserError, common_options, load, open_reader, parse_since
+from interceptor.command import UserError, check_person, common_options, load, open_reader, parse_since
 from interceptor.config import Config
 from interceptor.exporters import fit, openscale
 from interceptor.listing import write_csv, write_json
@@ -40,9 +40,7 @@ def _output(path: Path | None) -> Iterator[TextIO]:
 def person_for(config: Config, slug: str | None, output: str) -> str | None:
     """The person `--user` names (checked), or the only one for a one-person format."""
     if slug is not None:
-        if config.person(slug) is None:
-            known = ", ".join(person.slug for person in config.users) or "none configured"
-            raise UserError(f"--user {slug!r} is not in the household ({known})")
+        check_person(config, slug)
         return slug
     if output in ONE_PERSON:
         if len(config.users) == 1:

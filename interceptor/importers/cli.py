@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from interceptor import runtime
-from interceptor.cli import UserError, common_options, load
+from interceptor.command import UserError, check_person, common_options, dry_run_option, load
 from interceptor.config import Config
 from interceptor.importers import formats, run
 from interceptor.importers.files import MAX_MEMBER_BYTES, Data, MappedFile, is_zip
@@ -78,7 +78,7 @@ def _options(config: Config, slug: str | None, password: bytes | None, weight_un
 @click.option("--format", "format_name", type=click.Choice(["auto", *formats.NAMES]), default="auto",
               show_default=True, help="the files' format; auto: told from their content")
 @click.option("--user", "slug", help="whose weigh-ins (a file that does not name the person, or rows it cannot place)")
-@click.option("--dry-run", is_flag=True, help="say what would be imported; write nothing")
+@dry_run_option
 @click.option("--password", "ask_password", is_flag=True,
               help="the zip is password-protected: ask for the password (read from stdin when not a terminal)")
 @click.option("--weight-unit", type=click.Choice(["kg", "lb"]),
@@ -88,9 +88,7 @@ def import_command(files: tuple[Path, ...], format_name: str, slug: str | None, 
     """Import weigh-ins from Zepp Life, Withings, Mi Fitness, openScale, SmartScaleConnect or Fitbit
     exports. Importing the same file again changes nothing."""
     config = load()
-    if slug is not None and config.person(slug) is None:
-        known = ", ".join(person.slug for person in config.users) or "none configured"
-        raise UserError(f"--user {slug!r} is not in the household ({known})")
+    check_person(config, slug)
     options = _options(config, slug, _password(ask_password), weight_unit)
     people = People(config.users, slug)
     now = datetime.now(UTC)

@@ -32,6 +32,9 @@ class InfluxWriter(Protocol):
 
     async def probe(self) -> None: ...
 
+    async def check_write(self) -> None:
+        """An empty write: InfluxDB checks the credentials and the database (or bucket) and stores nothing."""
+
     async def close(self) -> None: ...
 
 
@@ -132,6 +135,9 @@ class V1Writer:
         except (TimeoutError, aiohttp.ClientError) as error:
             raise _unreachable(self.settings, error) from None
 
+    async def check_write(self) -> None:
+        await self.write([])  # an empty body: 204 from 1.x when the database exists and we may write
+
     async def retract(self, measurement: str, tags: dict[str, str], timestamp_s: int) -> None:
         conditions = " AND ".join(
             f"{_quote_identifier(key)} = {_quote_string(value)}" for key, value in sorted(tags.items())
@@ -196,6 +202,9 @@ class V2Writer:
             )
         except Exception as error:  # the client raises ApiException, aiohttp and timeout errors
             raise self._explain(error) from None
+
+    async def check_write(self) -> None:
+        await self.write([""])  # one empty line, so the client sends an empty body (204 from InfluxDB 2.1 on)
 
     async def retract(self, measurement: str, tags: dict[str, str], timestamp_s: int) -> None:
         moment = datetime.fromtimestamp(timestamp_s, UTC)

@@ -4,8 +4,6 @@ claim on the page and a weigh-in from a scale meet in one writer)."""
 
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 
 from interceptor.config import Config
@@ -15,8 +13,6 @@ from interceptor.store.journal import Journal
 from interceptor.web.app import Clock, Health, create_web_app
 from interceptor.web.settings import LISTENER_KEYS
 
-log = logging.getLogger(__name__)
-
 # A page has `[web] request_timeout_s` to be made, then the page's own 503 goes out; the listener
 # closes the connection only if that reply has not started this much later.
 REPLY_GRACE_S = 1.0
@@ -24,18 +20,14 @@ REPLY_GRACE_S = 1.0
 
 async def start_web(config: Config, journal: Journal, pipeline: Pipeline, health: Health,
                     clock: Clock) -> web.AppRunner:
-    """Listening on return; raises OSError when the address cannot be bound (the caller says why)."""
+    """Listening on return; raises OSError when the address cannot be bound (the caller says why, and
+    where it listens once every listener of `serve` is up)."""
     settings = config.web
     app = create_web_app(config, journal, pipeline, health, clock)
     host, port = settings.host_port
     # The listener's request_timeout runs from a request's first byte until the page starts making it
     # (`listeners.handling_began`, called by the access middleware), not until the reply: making a page
     # from years of weigh-ins has a deadline of its own.
-    runner = await start_listener(app, host, port, settings.listener_limits, keys=LISTENER_KEYS,
-                                  handling_timeout=settings.request_timeout_s + REPLY_GRACE_S, access_log=None,
-                                  max_line_size=8190, max_field_size=8190, handle_signals=False)
-    for address in runner.addresses:
-        shown = "127.0.0.1" if address[0] in ("0.0.0.0", "::") else address[0]
-        log.info("household page on http://%s:%s/%s", shown, address[1],
-                 " (password required)" if settings.password else "")
-    return runner
+    return await start_listener(app, host, port, settings.listener_limits, keys=LISTENER_KEYS,
+                                handling_timeout=settings.request_timeout_s + REPLY_GRACE_S, access_log=None,
+                                max_line_size=8190, max_field_size=8190, handle_signals=False)

@@ -35,8 +35,12 @@ def test_btsnoop_capture_replays_into_the_journal(tmp_path: Path, datalink: int)
     capture = tmp_path / "capture.btsnoop"
     capture.write_bytes(btsnoop(events, datalink))
     data_dir = tmp_path / "data"
+    dry = run_cli("ble", "replay", str(capture), "--config", str(config), "--data-dir", str(data_dir))
+    assert dry.returncode == 0 and "2 weigh-in(s) found (a dry run: --ingest stores them)" in dry.stderr
+    assert not data_dir.exists()  # like `replay`, nothing is stored without --ingest
     for _ in range(2):  # a second replay of the same capture stores nothing new
-        result = run_cli("ble", "replay", str(capture), "--config", str(config), "--data-dir", str(data_dir))
+        result = run_cli("ble", "replay", "--ingest", str(capture), "--config", str(config), "--data-dir",
+                         str(data_dir))
         assert result.returncode == 0, result.stderr
         assert "2 weigh-in(s) in the journal" in result.stderr
     stored = _list(config, data_dir)
@@ -48,9 +52,9 @@ def test_reference_btsnoop_replays(tmp_path: Path) -> None:
     """BTSNOOP-1 holds a removed frame and one stabilized Mi Scale frame: one weigh-in, 86.55 kg."""
     capture = tmp_path / "btsnoop-1.log"
     capture.write_bytes(bytes.fromhex(VECTORS["btsnoop"][0]["file"]))
-    result = run_cli("ble", "replay", str(capture), "--data-dir", str(tmp_path / "data"))
+    result = run_cli("ble", "replay", str(capture), "--data-dir", str(tmp_path / "data"), "--format", "json")
     assert result.returncode == 0, result.stderr
-    assert '"weight_kg": 86.55' in result.stdout
+    assert [item["weight_kg"] for item in json.loads(result.stdout)] == [86.55]
     assert "2 advertisement(s), 2 from scales, 1 weigh-in(s)" in result.stderr
 
 

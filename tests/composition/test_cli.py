@@ -17,8 +17,12 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(INTERCEPTOR), "compute", *args], capture_output=True, text=True, timeout=60)
 
 
+def run_json(*args: str) -> subprocess.CompletedProcess[str]:
+    return run(*args, "--format", "json")
+
+
 def test_json_reproduces_the_zepp_record() -> None:
-    result = run(*ZEPP_ARGS)
+    result = run_json(*ZEPP_ARGS)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert set(document) == {"metrics", "refusals"}
@@ -32,7 +36,7 @@ def test_json_reproduces_the_zepp_record() -> None:
 def test_two_impedances_select_the_s400_in_either_order() -> None:
     outputs = []
     for first, second in (("414.7", "460.3"), ("460.3", "414.7")):
-        result = run("--sex", "male", "--age", "38", "--height-cm", "172", "--weight-kg", "71.9",
+        result = run_json("--sex", "male", "--age", "38", "--height-cm", "172", "--weight-kg", "71.9",
                      "--impedance-ohm", first, "--impedance2-ohm", second)
         assert result.returncode == 0, result.stderr
         outputs.append(json.loads(result.stdout))
@@ -43,7 +47,7 @@ def test_two_impedances_select_the_s400_in_either_order() -> None:
 
 def test_method_s400_with_one_impedance_takes_it_as_the_with_weight_band() -> None:
     """ble-scale-sync #374's weigh-in (86.1 kg, 512.5 Ω with the weight): the app showed 22.7 %."""
-    result = run("--sex", "male", "--age", "25", "--height-cm", "185", "--weight-kg", "86.1",
+    result = run_json("--sex", "male", "--age", "25", "--height-cm", "185", "--weight-kg", "86.1",
                  "--impedance-ohm", "512.5", "--method", "s400")
     assert result.returncode == 0, result.stderr
     fat = json.loads(result.stdout)["metrics"]["body_fat_pct"]
@@ -62,7 +66,7 @@ def test_table_is_for_people() -> None:
 
 
 def test_weight_only_still_prints_bmi_and_reasons() -> None:
-    result = run("--sex", "female", "--age", "30", "--height-cm", "165", "--weight-kg", "60")
+    result = run_json("--sex", "female", "--age", "30", "--height-cm", "165", "--weight-kg", "60")
     document = json.loads(result.stdout)
     assert document["metrics"]["bmi"]["value"] == pytest.approx(22.0386, abs=1e-4)
     assert "no impedance" in document["refusals"]["body_fat_pct"]
@@ -71,7 +75,8 @@ def test_weight_only_still_prints_bmi_and_reasons() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--sex", "male", "--age", "40"], "Missing option '--height-cm'"),
+        (["--sex", "male", "--age", "40"], "Missing option '--weight-kg'"),
+        (["--sex", "male", "--age", "40", "--weight-kg", "70"], "--height-cm needed, or --user PERSON"),
         ([*ZEPP_ARGS[:-1], "many"], "'many' is not a valid float"),
         ([*ZEPP_ARGS, "--method", "tanita"], "'tanita' is not one of"),
         (["--sex", "male", "--age", "40", "--height-cm", "1.72", "--weight-kg", "64.7"], "height must be"),
@@ -87,12 +92,3 @@ def test_bad_arguments_give_one_line_and_exit_2(args: list[str], message: str) -
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     assert message in lines[0]
-
-
-def test_module_entry_point_runs_without_the_group() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "interceptor.composition.cli", *ZEPP_ARGS, "--visceral-fat", "legacy"],
-        capture_output=True, text=True, timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["metrics"]["visceral_fat"]["value"] == pytest.approx(9.2069, abs=1e-3)

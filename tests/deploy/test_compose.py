@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from interceptor.config import load_config
+from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -171,6 +172,25 @@ def test_services(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) == {"interceptor", "influxdb", "grafana"}
     for name, service in compose["services"].items():
         assert service.get("restart") in {"unless-stopped", "always"}, name
+
+
+def test_services_wait_for_healthy_dependencies_and_the_server_has_a_healthcheck(compose: dict[str, Any],
+                                                                                    tmp_path: Path) -> None:
+    services = compose["services"]
+    for name, service in services.items():
+        needs = service.get("depends_on", {})
+        assert isinstance(needs, dict), f"{name}: depends_on without a condition starts it before {needs} is ready"
+        for needed, how in needs.items():
+            assert how == {"condition": "service_healthy"} and "healthcheck" in services[needed], (name, needed)
+    test = services["interceptor"]["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "interceptor"]
+    # The real command with the healthcheck's arguments: no server ran with this data dir, so unhealthy
+    # (exit 1), with one line per check it asked for; never a usage error (exit 2).
+    result = run_cli(*test[2:], "--data-dir", str(tmp_path / "data"), cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0].split()[-1] for line in lines] == ["server", "http"]
+    assert lines[0].startswith("FAIL  server: `interceptor serve` has never run with data dir")
 
 
 def test_interceptor_is_built_from_the_repository(compose: dict[str, Any]) -> None:

@@ -166,7 +166,7 @@ async def test_answer_too_big_for_the_client_sets_tc(make_responder: Factory, up
 async def test_dig_against_the_responder(make_responder: Factory, upstream: FakeUpstream) -> None:
     dig = shutil.which("dig")
     if dig is None:
-        pytest.skip("dig is not installed (bind9-dnsutils)")
+        pytest.fail("dig is not installed: run ./scripts/setup.sh --test (bind9-dnsutils)")
     server = await make_responder(upstreams=(upstream.address,), intercept=(InterceptRule(address="192.168.1.10"),))
     port = str(server.addresses[0][1])
     outputs = []

@@ -15,7 +15,7 @@ from interceptor.dns.cli import dns_group
 async def test_flags_override_the_config_and_sigterm_stops_it() -> None:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "interceptor.dns", "--listen", f"127.0.0.1:{port}", "--upstream", "127.0.0.1:9",
+        [sys.executable, "-m", "interceptor.dns", "--dns-listen", f"127.0.0.1:{port}", "--upstream", "127.0.0.1:9",
          "--intercept", "scale.home.test=10.0.0.7", "--intercept", "*.lab.test=auto", "--query-log"],
         stderr=subprocess.PIPE, text=True,
     )
@@ -35,8 +35,8 @@ def test_user_errors_are_one_line_with_exit_status() -> None:
     runner = CliRunner()
     bad_flag = runner.invoke(dns_group, ["--intercept", "no-address"])
     assert bad_flag.exit_code == 2 and "NAME=ADDRESS" in bad_flag.output
-    bad_address = runner.invoke(dns_group, ["--intercept", "a.test=not-an-ip", "--listen", "127.0.0.1:0"])
-    assert bad_address.exit_code == 2 and "dns.intercept" in bad_address.output
+    bad_address = runner.invoke(dns_group, ["--intercept", "a.test=not-an-ip", "--dns-listen", "127.0.0.1:0"])
+    assert bad_address.exit_code == 2 and "--intercept: dns.intercept" in bad_address.output  # the flag is blamed
     assert "not an IP address" in bad_address.output
 
 
@@ -47,11 +47,11 @@ def test_port_in_use_exits_1_with_advice() -> None:
         try:
             wait_for_port(port)
             result = subprocess.run(
-                [sys.executable, "-m", "interceptor.dns", "--listen", f"127.0.0.1:{port}"],
+                [sys.executable, "-m", "interceptor.dns", "--dns-listen", f"127.0.0.1:{port}"],
                 capture_output=True, text=True, timeout=20,
             )
         finally:
             holder.terminate()
     assert result.returncode == 1
-    assert result.stderr.strip().startswith("error: cannot listen on 127.0.0.1:")
-    assert "--listen 127.0.0.1:5353" in result.stderr and "Traceback" not in result.stderr
+    assert f"interceptor: DNS address 127.0.0.1:{port} is already in use" in result.stderr
+    assert "choose --dns-listen HOST:PORT" in result.stderr and "Traceback" not in result.stderr

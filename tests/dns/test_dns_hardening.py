@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from interceptor.dns.resolver import Forward, Resolver
-from interceptor.dns.server import DnsStartError, _bind_error
+from interceptor.startup import ListenError, Listener, explain
 from interceptor.dns.settings import DnsSettings, InterceptRule
 from interceptor.dns.wire import WireError, inspect_reply, name_text, parse_query
 
@@ -182,16 +182,23 @@ async def test_query_log_is_off_by_default(
 
 
 async def test_port_in_use_gives_a_clear_error(make_responder: Factory) -> None:
+    """The responder says which address failed and why; the command words it with its own flag."""
     server = await make_responder(listen=("127.0.0.1:0",))
-    with pytest.raises(DnsStartError, match=r"another program already uses it.*--listen"):
-        await make_responder(listen=(f"127.0.0.1:{server.addresses[0][1]}",))
-    with pytest.raises(DnsStartError, match="no interface"):
+    port = server.addresses[0][1]
+    with pytest.raises(ListenError) as taken:
+        await make_responder(listen=(f"127.0.0.1:{port}",))
+    assert explain(taken.value, Listener("--dns-listen")).startswith(
+        f"DNS address 127.0.0.1:{port} is already in use: stop that program, or choose --dns-listen HOST:PORT")
+    with pytest.raises(ListenError) as foreign:
         await make_responder(listen=("192.0.2.254:0",))
+    assert "192.0.2.254 is not an address of this machine" in explain(foreign.value, Listener("--dns-listen"))
 
 
 def test_privileged_port_message_says_what_to_do() -> None:
-    message = str(_bind_error("0.0.0.0", 53, PermissionError(13, "Permission denied")))
-    assert "CAP_NET_BIND_SERVICE" in message and "--listen 127.0.0.1:5353" in message
+    problem = ListenError("DNS", "0.0.0.0", 53, PermissionError(13, "Permission denied"))
+    message = explain(problem, Listener("--dns-listen", "run without the responder (--no-dns)"))
+    assert "DNS port 53 needs privileges" in message and "cap_net_bind_service=+ep" in message
+    assert message.endswith("--dns-listen HOST:PORT, or run without the responder (--no-dns)")
 
 
 def test_settings_errors_say_what_to_write() -> None:

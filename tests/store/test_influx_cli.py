@@ -50,23 +50,40 @@ def test_sync_against_an_unreachable_influx_fails_with_one_line_saying_what_to_d
     assert "Traceback" not in result.stderr
 
 
-def test_doctor_reports_each_part_and_what_to_fix(tmp_path: Path, influxd: Influx) -> None:
+def test_doctor_finds_the_server_where_it_listens_and_leaves_influx_untouched(tmp_path: Path,
+                                                                              influxd: Influx) -> None:
+    """`serve --http-listen` on a port the config does not name: doctor finds it (serve's state file), and
+    checks InfluxDB with an empty write: no marker point, no database created."""
     config, database = influx_config(tmp_path, influxd)
-    served = start_server(config, tmp_path / "data")
+    served = start_server(config, tmp_path / "data")  # --http-listen 127.0.0.1:<free port>, --no-dns
     try:
-        text = config.read_text() + f'\n[http]\nlisten = "127.0.0.1:{served.port}"\n[dns]\nenabled = false\n'
-        config.write_text(text)
         healthy = run_cli("doctor", "--config", str(config), "--data-dir", str(tmp_path / "data"))
+        influxd.query(f'DROP DATABASE "{database}"')
+        missing = run_cli("doctor", "--config", str(config), "--data-dir", str(tmp_path / "data"))
     finally:
         served.kill()
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
-    assert f"ok    http port: interceptor is answering on 127.0.0.1:{served.port}" in healthy.stdout
+    assert f"ok    http: interceptor answers the scale's requests on 127.0.0.1:{served.port}" in healthy.stdout
+    assert f"ok    server: `interceptor serve` (pid {served.process.pid}) running since" in healthy.stdout
     assert f"accepts writes to database '{database}'" in healthy.stdout
+    assert missing.returncode == 1 and f"FAIL  influxdb: InfluxDB at {influxd.url} has no database" in missing.stdout
+    names = [row[0] for item in influxd.query("SHOW DATABASES")["results"][0]["series"] for row in item["values"]]
+    assert database not in names  # doctor did not create it (serve does, when it starts)
 
-    config.write_text(text.replace(influxd.url, "http://127.0.0.1:9"))
+    stopped = run_cli("doctor", "--config", str(config), "--data-dir", str(tmp_path / "data"))
+    assert "FAIL  server: `interceptor serve` is not running: it stopped at" in stopped.stdout
+    config.write_text(config.read_text().replace(influxd.url, "http://127.0.0.1:9"))
     broken = run_cli("doctor", "--config", str(config), "--data-dir", str(tmp_path / "data"))
     assert broken.returncode == 1
     assert "FAIL  influxdb: InfluxDB at http://127.0.0.1:9 is unreachable" in broken.stdout
+
+
+def test_doctor_never_writes_a_point(tmp_path: Path, influxd: Influx) -> None:
+    config, database = influx_config(tmp_path, influxd)
+    influxd.query(f'CREATE DATABASE "{database}"')
+    result = run_cli("doctor", "--config", str(config), "--data-dir", str(tmp_path / "data"), "--check", "influxdb")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "series" not in influxd.query("SHOW MEASUREMENTS", database)["results"][0]
 
 
 def test_doctor_checks_the_dns_answer_for_the_scale(tmp_path: Path) -> None:

@@ -88,7 +88,7 @@ def test_recompute_after_a_height_change_and_calibration(tmp_path: Path, config_
     assert third["confidence"] == "calibrated" and first["confidence"] == "literature"
 
     unknown = run_cli("recompute", "--user", "zed", "--config", str(config_path), "--data-dir", str(data))
-    assert unknown.returncode == 1 and "'zed' is not in the household" in unknown.stderr
+    assert unknown.returncode == 2 and "'zed' is not in the household" in unknown.stderr
 
 
 async def scale_talk(port: int, body: bytes) -> None:
