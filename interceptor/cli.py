@@ -333,10 +333,12 @@ def list_devices(output: str) -> None:
     if output != "table":
         write_records(output, DEVICE_COLUMNS, [[state.as_json()[name] for name in DEVICE_COLUMNS] for state in states])
         return
+    from interceptor.listing import device_text
+
     zone = config.household.zone
     write_records("table", ["device", "source", "model", "firmware", "battery", "mfgid",
                             f"last seen ({config.household.timezone})"], [[
-        state.device_id, state.source, state.model, state.firmware,
+        device_text(state.device_id), state.source, state.model, state.firmware,
         None if state.battery_pct is None else f"{state.battery_pct:g}%", state.manufacturing_id,
         state.last_seen.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
     ] for state in states], empty="no devices yet")

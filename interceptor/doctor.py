@@ -261,11 +261,12 @@ def check_scales(config: Config, state: ServerState) -> list[Check]:
         return [Check("scales", "warn", f"no device has asked this responder for {', '.join(sorted(intercepted))}"
                       f" since {since}: point the router's DNS (or the scale's) at this box (deploy/dns.md), then"
                       " step on the scale")]
-    return [_verdict(address, client, intercepted, "TLS probe" in state.listening, config)
-            for address, client in sorted(clients.items())]
+    probe = _first(state.listening.get("TLS probe"))
+    probe_port = parse_host_port(probe)[1] if probe else None
+    return [_verdict(address, client, intercepted, probe_port, config) for address, client in sorted(clients.items())]
 
 
-def _verdict(address: str, client: _Client, intercepted: set[str], probing: bool, config: Config) -> Check:
+def _verdict(address: str, client: _Client, intercepted: set[str], probe_port: int | None, config: Config) -> Check:
     names = ", ".join(sorted({str(asked["name"]) for asked in client.asked})) or "nothing from our DNS"
     name = f"scale {address}"
     forwarded = sorted({str(asked["name"]) for asked in client.asked if not asked.get("intercepted", True)})
@@ -275,13 +276,14 @@ def _verdict(address: str, client: _Client, intercepted: set[str], probing: bool
     if client.tls:
         servers = ", ".join(sorted({str(attempt["server_name"] or "no server name") for attempt in client.tls}))
         versions = ", ".join(sorted({str(attempt["version"]) for attempt in client.tls}))
-        return Check(name, "FAIL", f"the scale at {address} asked for {names} and tried TLS on 443 ({versions},"
+        return Check(name, "FAIL", f"the scale at {address} asked for {names} and tried TLS on {probe_port or 443}"
+                     f" ({versions},"
                      f" server name {servers}): this model does not upload over plain HTTP, so Scale Interceptor"
                      " cannot read it; captures/README.md says how to send us a capture of it")
     if forwarded and not set(forwarded) <= intercepted:
         return Check(name, "FAIL", f"{address} asked for {', '.join(forwarded)}, which is not intercepted, so it"
                      " was sent to the real cloud: add it to [dns] intercept if it is the scale's")
-    advice = ("is port 80 of this box reachable from it (a firewall)?" if probing else
+    advice = ("is port 80 of this box reachable from it (a firewall)?" if probe_port else
               "start `interceptor serve --tls-probe-listen 0.0.0.0:443` (or [tls_probe] enabled = true) to see"
               " whether it tries TLS instead")
     return Check(name, "warn", f"{address} asked for {names} but never talked HTTP to us: {advice}")

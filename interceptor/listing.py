@@ -9,6 +9,7 @@ JSON is an array with one compact object per line, spliced from the journal's st
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable
 from typing import TextIO
 from zoneinfo import ZoneInfo
@@ -64,6 +65,15 @@ def write_csv(out: TextIO, found: Iterable[tuple], *, header: bool = True) -> in
     return count
 
 
+_MAC = re.compile(r"(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}")
+
+
+def device_text(device_id: str) -> str:
+    """A device as tables show it: a MAC in one form whatever its source (Withings scales send it in lower
+    case, BLE stacks in upper case; the stored identity keeps what the source sent)."""
+    return device_id.upper() if _MAC.fullmatch(device_id) else device_id
+
+
 class Table:
     """Fixed-width columns, so the first row can be printed before the last one is read."""
 
@@ -87,7 +97,7 @@ class Table:
             str(item.id),
             item.taken_at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M:%S"),
             item.user or "-",
-            item.device_id,
+            device_text(item.device_id),
             weight_text(item.readings.get("weight_kg"), self.weight_unit),
             "" if bmi is None else f"{bmi.value:.1f}",
             "" if fat is None else f"{fat.value:.1f} %",

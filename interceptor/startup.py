@@ -45,9 +45,13 @@ _USUAL_HOLDERS = {
 
 
 def interpreter() -> str:
-    """The binary that must hold the capability: the venv's `python` is a link to it (a pyenv shim
-    or `which python3` would name something else)."""
-    return os.path.realpath(sys.executable)
+    """The binary that must hold the capability: the one the kernel runs, which the venv's `python`
+    links to (a pyenv shim or `which python3` would name something else). /proc/self/exe names it even
+    where a user may not read every link of the way (a venv made by root under /root)."""
+    try:
+        return os.readlink("/proc/self/exe")
+    except OSError:
+        return os.path.realpath(sys.executable)
 
 
 def explain(problem: ListenError, listener: Listener) -> str:

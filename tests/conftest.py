@@ -122,7 +122,7 @@ def start_server(config_path: Path, data_dir: Path, port: int | None = None, web
                  env: dict[str, str] | None = None, *, options: tuple[str, ...] = ()) -> Served:
     """Also the household page, on its own free loopback port (never the default 8080 shared by every test);
     `env`: variables added to the server's environment (NO_RATE_LIMIT); `options`: more for the command line
-    (`--capture DIR`)."""
+    (`--capture DIR`); no DNS responder unless they name one (`--dns-listen HOST:PORT`)."""
     port = port or free_port()
     web_port = web_port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -130,7 +130,8 @@ def start_server(config_path: Path, data_dir: Path, port: int | None = None, web
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [str(INTERCEPTOR), "serve", "--config", str(config_path), "--data-dir", str(data_dir),
-             "--http-listen", f"127.0.0.1:{port}", "--web-listen", f"127.0.0.1:{web_port}", "--no-dns", *options],
+             "--http-listen", f"127.0.0.1:{port}", "--web-listen", f"127.0.0.1:{web_port}",
+             *(options if "--dns-listen" in options else ("--no-dns", *options))],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
     try:

@@ -13,6 +13,7 @@ import logging
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from interceptor.tls.hello import MAX_HELLO_BYTES, HelloError, parse_client_hello
 from interceptor.tls.settings import TlsProbeSettings
@@ -85,13 +86,12 @@ class TlsAttempts:
 class _Probe(asyncio.Protocol):
     def __init__(self, server: TlsProbe) -> None:
         self.server = server
-        self.transport: asyncio.Transport | None = None
+        self.transport: Any = None  # asyncio's or uvloop's TCP transport (uvloop's is no asyncio.Transport)
         self.client = ""
         self.buffer = bytearray()
         self.deadline: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+    def connection_made(self, transport: Any) -> None:
         peer = transport.get_extra_info("peername")
         self.client = str(peer[0]) if peer else "unknown"
         server = self.server

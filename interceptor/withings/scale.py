@@ -134,11 +134,13 @@ async def weigh_in(
     userid: int | None = None,
     meastime: int,
     weight_g: int,
+    source: str | None = None,
 ) -> Conversation:
     """The whole WBS01 conversation on one kept-alive connection: once, session new, measure store,
-    session delete (reference §1.1). The user id defaults to the first user the server offered."""
+    session delete (reference §1.1). The user id defaults to the first user the server offered;
+    `source` is the address the scale talks from (a 127.x.y.z of its own, in tests)."""
     scale = scale or ScaleIdentity()
-    reader, writer = await asyncio.open_connection(host, port)
+    reader, writer = await asyncio.open_connection(host, port, local_addr=(source, 0) if source else None)
     conversation = Conversation()
 
     async def exchange(path: str, body: bytes) -> RawResponse:

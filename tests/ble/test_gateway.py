@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -157,3 +160,47 @@ def test_server_picks_up_a_new_token_without_restart(tmp_path: Path) -> None:
     finally:
         log = server.kill()
     assert "reloaded [ble]" in log and fresh not in log and TOKEN not in log
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_gateway_stops_on_a_signal_and_keeps_what_it_heard(tmp_path: Path, stop: signal.Signals) -> None:
+    """Started in the background by a shell, a process inherits an ignored SIGINT; SIGTERM is what
+    systemd sends. Either way the gateway stops within seconds, writes what it holds to its spool, and
+    says how much is there."""
+    stream = write_jsonl(tmp_path / "frames.jsonl", interleave([s400_weigh_in()], noise_per_frame=5))
+    log_path = tmp_path / "gateway.log"
+    with log_path.open("w") as log:
+        forwarder = subprocess.Popen(
+            [str(INTERCEPTOR), "gateway", "--data-dir", str(tmp_path / "gateway"), "--server",
+             f"http://127.0.0.1:{free_port()}", "--from-file", str(stream), "--loop", "--rate", "500"],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "INTERCEPTOR_GATEWAY_TOKEN": TOKEN},
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        time.sleep(2.0)
+        forwarder.send_signal(stop)
+        forwarder.wait(timeout=10)
+    finally:
+        if forwarder.poll() is None:
+            forwarder.kill()
+            forwarder.wait()
+    text = log_path.read_text()
+    assert forwarder.returncode == 0, text
+    left = re.search(r"gateway: 0 frame\(s\) sent, 0 refused, (\d+) left in the spool", text)
+    assert left and int(left.group(1)) > 0, text
+    with sqlite3.connect(tmp_path / "gateway" / "gateway-spool.sqlite") as spool:
+        assert spool.execute("SELECT count(*) FROM frames").fetchone()[0] == int(left.group(1))
+
+
+def test_without_bluez_or_bleak_the_gateway_says_what_to_install(tmp_path: Path) -> None:
+    """No system D-Bus runs here, as on a box without BlueZ; bleak is installed (the test extra)."""
+    no_bluez = run_cli("gateway", "--listen-only")
+    assert no_bluez.returncode == 1
+    assert no_bluez.stderr.startswith("interceptor: cannot reach BlueZ over the system D-Bus (")
+    assert "`sudo apt-get install bluez`" in no_bluez.stderr and "unexpected" not in no_bluez.stderr
+    # bleak taken away, as in an install without the gateway extra: a stand-in for an uninstalled package.
+    without_bleak = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.modules['bleak'] = None; from interceptor.cli import main; main()",
+         "gateway", "--listen-only"], capture_output=True, text=True, timeout=60, check=False)
+    assert without_bleak.returncode == 1
+    assert f"install it with `{sys.executable} -m pip install bleak`" in without_bleak.stderr
+    assert "scale-interceptor[gateway]'" not in without_bleak.stderr  # not on PyPI: never advised

@@ -144,6 +144,18 @@ def test_units_run_what_the_readme_installs(server: Unit, gateway: Unit) -> None
     assert "useradd" in readme and " interceptor" in readme
 
 
+def test_the_gateway_steps_create_what_its_unit_needs_on_a_machine_of_its_own(gateway: Unit) -> None:
+    """The gateway may run on another Pi: its section must create the directory its environment file
+    goes to before writing it, and send the reader to the steps that create its user and venv."""
+    readme = README.read_text(encoding="utf-8")
+    section = readme[readme.index("## The BLE gateway"):]
+    (environment_file,) = gateway["Service"]["EnvironmentFile"]
+    directory = str(Path(environment_file).parent)
+    created = section.find(f"install -d -m 0755 {directory}")
+    assert 0 <= created < section.index(f"/dev/stdin {environment_file}"), f"{directory} is never created"
+    assert f"the user `{one(gateway, 'Service', 'User')}`" in section and "steps 1 to 3 of A" in section
+
+
 def installable_copy(unit_path: Path, directory: Path) -> Path:
     """The unit with ExecStart's binary pointed at this checkout's installed `interceptor`, so that
     `verify` checks the directives rather than the absence of /opt/interceptor on this machine."""

@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from interceptor.dns.resolver import Forward, Resolver
-from interceptor.startup import ListenError, Listener, explain
 from interceptor.dns.settings import DnsSettings, InterceptRule
 from interceptor.dns.wire import WireError, inspect_reply, name_text, parse_query
+from interceptor.startup import Listener, ListenError, explain
 
 Factory = Callable[..., Any]
 

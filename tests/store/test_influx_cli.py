@@ -6,12 +6,14 @@ import asyncio
 import time
 from pathlib import Path
 
+from interceptor.store.journal import reader_of
 from interceptor.withings import scale
 from tests.conftest import Influx, run_cli, start_server
 from tests.store.test_influx_sink import count_points, influx_config, wait_until
 
 
 def test_sync_rebuilds_a_dropped_database(tmp_path: Path, influxd: Influx) -> None:
+    """The database is gone (dropped, or never made): `sync influx` creates it as `serve` does."""
     config, database = influx_config(tmp_path, influxd)
     served = start_server(config, tmp_path / "data")
     now = int(time.time())
@@ -23,8 +25,6 @@ def test_sync_rebuilds_a_dropped_database(tmp_path: Path, influxd: Influx) -> No
     finally:
         served.kill()
     influxd.query(f'DROP DATABASE "{database}"')
-    influxd.query(f'CREATE DATABASE "{database}"')
-    assert count_points(influxd, database) == 0
 
     since = time.strftime("%Y-%m-%d", time.gmtime(now - 86400))
     result = run_cli("sync", "influx", "--config", str(config), "--data-dir", str(tmp_path / "data"),
@@ -42,12 +42,18 @@ def test_sync_against_an_unreachable_influx_fails_with_one_line_saying_what_to_d
     served = start_server(config, tmp_path / "data")
     asyncio.run(scale.weigh_in("127.0.0.1", served.port, meastime=int(time.time()) - 60, weight_g=80000))
     served.kill()
+    with reader_of(tmp_path / "data" / "journal.sqlite") as reader:
+        owed = reader.outbox_size("influx")  # what serve had not delivered yet when it stopped
     config.write_text(config.read_text().replace(influxd.url, "http://127.0.0.1:9"))
     result = run_cli("sync", "influx", "--config", str(config), "--data-dir", str(tmp_path / "data"))
     assert result.returncode == 1
     assert "is unreachable" in result.stderr and "0 of 2 point(s) sent" in result.stderr  # weigh-in, battery
     assert "then run it again" in result.stderr
     assert "Traceback" not in result.stderr
+    again = run_cli("sync", "influx", "--config", str(config), "--data-dir", str(tmp_path / "data"))
+    assert "0 of 2 point(s) sent" in again.stderr  # a failed sync queues nothing: the count does not grow
+    with reader_of(tmp_path / "data" / "journal.sqlite") as reader:
+        assert reader.outbox_size("influx") == owed  # sync leaves serve's outbox alone
 
 
 def test_doctor_finds_the_server_where_it_listens_and_leaves_influx_untouched(tmp_path: Path,
