@@ -26,7 +26,7 @@ from interceptor.dns.settings import DnsSettings
 from interceptor.environment import CONFIG_VARIABLE, NOT_CONFIG_KEYS, PREFIX
 from interceptor.garmin.settings import GarminSettings
 from interceptor.homeassistant.settings import MqttSettings
-from interceptor.hostport import parse_host_port
+from interceptor.hostport import ListenerSection
 from interceptor.importers.xiaomi.settings import XiaomiSettings
 from interceptor.limits import ListenerLimits
 from interceptor.masking import is_secret_name, mask_url
@@ -126,21 +126,11 @@ class Household(_Section):
         return ZoneInfo(self.timezone)
 
 
-class HttpSettings(ListenerLimits):
+class HttpSettings(ListenerLimits, ListenerSection):
     """The emulated Withings cloud's listener (the BLE gateway posts there too), and its limits
     (`interceptor.listeners`: timeouts, connection caps, a request rate per client address)."""
 
     listen: str = Field(default="0.0.0.0:80", description="HOST:PORT the emulated Withings cloud listens on")
-
-    @field_validator("listen")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        parse_host_port(value)
-        return value
-
-    @property
-    def host_port(self) -> tuple[str, int]:
-        return parse_host_port(self.listen)
 
 
 class WithingsSettings(_Section):

@@ -22,8 +22,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from interceptor.config import Config, ConfigSource, household_text, parse_host_port
+from interceptor.config import Config, ConfigSource, household_text
 from interceptor.garmin.sink import sink_name
+from interceptor.hostport import parse_host_port
 from interceptor.serverstate import ServerState, StateError, read_state
 from interceptor.startup import interpreter
 from interceptor.store.influx import SinkError, make_writer

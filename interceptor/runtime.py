@@ -10,7 +10,6 @@ slow disk or a full journald pipe must not hold up the event loop that answers s
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import logging.handlers
@@ -22,9 +21,12 @@ T = TypeVar("T")
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """The loop is imported here, when a command runs one: `interceptor --help` needs neither."""
     try:
         import uvloop
     except ImportError:
+        import asyncio
+
         return asyncio.run(coroutine)
     return uvloop.run(coroutine)
 

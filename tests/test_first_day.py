@@ -343,3 +343,24 @@ def test_the_bench_extra_provides_what_the_benchmarks_import() -> None:
     missing = {module: owners[module] for module in imported if module in owners
                and not {owner.lower().replace("_", "-") for owner in owners[module]} & closure}
     assert not missing, f"imported by bench/ but not in its extra: {missing}"
+
+
+def test_the_schemas_example_is_what_the_sink_writes(tmp_path: Path) -> None:
+    """docs/schema.md's body and environment lines are the WS-50 capture's weigh-in as the InfluxDB sink
+    renders it, and its method tag is one the page lists."""
+    from interceptor.store.journal import Filter, reader_of
+    from interceptor.store.lineprotocol import LineProtocol
+
+    stored = run_cli("replay", "--ingest", "--config", str(CAPTURES / "household.toml"), "--data-dir",
+                     str(tmp_path), str(CAPTURES / "ws50-weigh-in-and-environment.pcap"))
+    assert stored.returncode == 0, stored.stderr
+    with reader_of(tmp_path / "journal.sqlite") as reader:
+        written = [LineProtocol().measurement(item) for item in reader.measurements(Filter())]
+    page = (ROOT / "docs" / "schema.md").read_text(encoding="utf-8")
+    example = page.split("## Example (line protocol)", 1)[1].split("```")[1].strip().splitlines()
+    body = next(line for line in example if line.startswith("body,"))
+    assert body in written and example[1] in written
+    (method,) = re.findall(r",method=([a-z0-9]+)", body)
+    listed = next(line for line in page.splitlines() if line.startswith("| `method` |"))
+    assert f"`{method}`" in listed
+    assert "DESIGN.md" not in page  # the project has no such file

@@ -13,6 +13,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from interceptor.hostport import parse_host_port
+
 DEFAULT_INTERCEPT_NAME = "scalews.withings.net"
 
 # Loopback, RFC 1918, link-local, ULA: the "local subnets" that Unbound, Pi-hole (listeningMode=LOCAL)
@@ -30,12 +32,6 @@ LOCAL_NETWORKS = (
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 
-
-def parse_host_port(value: str) -> tuple[str, int]:
-    """The config's own HOST:PORT parser, imported late: `interceptor.config` imports this module."""
-    from interceptor.config import parse_host_port as parse
-
-    return parse(value)
 
 
 def normalise_name(value: str) -> str:

@@ -7,26 +7,14 @@ name and never talks HTTP: `interceptor doctor` then says whether it tried TLS i
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field
 
-from interceptor.hostport import parse_host_port
+from interceptor.hostport import ListenerSection
 
 
-class TlsProbeSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class TlsProbeSettings(ListenerSection):
     enabled: bool = Field(default=False, description="listen with `interceptor serve`")
     listen: str = Field(default="0.0.0.0:443", description="HOST:PORT; the scale connects to port 443")
     max_connections: int = Field(default=64, ge=1, le=10_000, description="connections read at once")
     max_connections_per_client: int = Field(default=4, ge=1, le=1000, description="connections per address")
     read_timeout_s: float = Field(default=5.0, gt=0, le=60, description="seconds a client has to send its hello")
-
-    @field_validator("listen")
-    @classmethod
-    def _listen(cls, value: str) -> str:
-        parse_host_port(value)
-        return value
-
-    @property
-    def host_port(self) -> tuple[str, int]:
-        return parse_host_port(self.listen)

@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import ipaddress
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from interceptor.dns.settings import LOCAL_NETWORKS
-from interceptor.hostport import parse_host_port
+from interceptor.hostport import ListenerSection
 from interceptor.limits import ListenerLimits, limit_keys
 
 LISTENER_KEYS = limit_keys("web", idle_timeout="keepalive_timeout_s", request_timeout="request_timeout_s",
                            rate_limit="requests_per_second", rate_burst="request_burst")
 
 
-class WebSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class WebSettings(ListenerSection):
     enabled: bool = Field(default=True, description="serve the household page with `interceptor serve`")
     listen: str = Field(default="0.0.0.0:8080", description="HOST:PORT of the household page")
     allow_clients: tuple[str, ...] = Field(
@@ -52,12 +50,6 @@ class WebSettings(BaseModel):
         " or answered)",
     )
 
-    @field_validator("listen")
-    @classmethod
-    def _listen(cls, value: str) -> str:
-        parse_host_port(value)
-        return value
-
     @field_validator("allow_clients")
     @classmethod
     def _allow(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -76,10 +68,6 @@ class WebSettings(BaseModel):
         if value is not None and len(value.get_secret_value()) < 8:
             raise ValueError("must be at least 8 characters (or leave it out to open the page without one)")
         return value
-
-    @property
-    def host_port(self) -> tuple[str, int]:
-        return parse_host_port(self.listen)
 
     @property
     def listener_limits(self) -> ListenerLimits:
