@@ -34,7 +34,6 @@ from interceptor.command import (
     open_journal,
     open_reader,
     parse_since,
-    text_table,
     write_records,
 )
 from interceptor.startup import Listener, explain_all
@@ -48,7 +47,7 @@ if TYPE_CHECKING:  # the modules behind the commands load when a command runs: s
 
 # Importable from here as before (commands written against this module keep working).
 __all__ = ["EXIT_CONFIG", "UserError", "ask", "common_options", "load", "main", "open_journal", "open_reader",
-           "parse_since", "text_table"]
+           "parse_since"]
 
 # Commands that live with their package; imported only when run, so that `interceptor gateway` on a
 # Raspberry Pi does not load the server, `interceptor serve` does not load the gateway, and

@@ -7,8 +7,6 @@ echoed; piped in (scripts, tests), they are read one line each from standard inp
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,8 +15,18 @@ from typing import TypeVar
 import click
 
 from interceptor import runtime
-from interceptor.cli import UserError, ask, common_options, load, parse_since, text_table
-from interceptor.config import Config, find_config_path
+from interceptor.command import (
+    UserError,
+    ask,
+    common_options,
+    config_source,
+    dry_run_option,
+    format_option,
+    load,
+    parse_since,
+    write_records,
+)
+from interceptor.config import Config
 from interceptor.importers.cloud.errors import CloudError
 from interceptor.importers.cloud.http import Http
 from interceptor.importers.xiaomi.account import Account, Prompts
@@ -179,11 +187,11 @@ def logout_command() -> None:
 @common_options
 @click.option("--write-config", is_flag=True,
               help='add or update [ble.devices."MAC"] bind_key in the config file (comments and order kept)')
-@click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@format_option()
 def devices_command(write_config: bool, output: str) -> None:
     """The account's Bluetooth scales: MAC, model, name and current bind key."""
     config = load()
-    config_path = find_config_path(click.get_current_context().meta.get("interceptor.config_path"), os.environ)
+    config_path = config_source().path
     if write_config and (config_path is None or not config_path.is_file()):
         raise UserError("no config file to write the keys to: pass --config FILE (create it from "
                         "interceptor.example.toml first)")
@@ -198,17 +206,16 @@ def devices_command(write_config: bool, output: str) -> None:
     if write_config:
         _write(config_path, found)  # type: ignore[arg-type]
         return
-    if output == "json":
-        click.echo(json.dumps([{"mac": scale.mac, "model": scale.model, "description": scale.description,
-                                "name": scale.name, "did": scale.did, "bind_key": key} for scale, key in found],
-                              indent=2))
+    if output != "table":
+        write_records(output, ["mac", "model", "description", "name", "did", "bind_key"],
+                      [[scale.mac, scale.model, scale.description, scale.name, scale.did, key] for scale, key in found])
         return
     if not found:
         click.echo("no Bluetooth scale on this Xiaomi account", err=True)
         return
-    click.echo(text_table(["mac", "model", "name", "bind key"],
-                          [[scale.mac or "-", f"{scale.model} ({scale.description})" if scale.description != scale.model
-                            else scale.model, scale.name, key or "- (none in the cloud)"] for scale, key in found]))
+    write_records("table", ["mac", "model", "name", "bind key"],
+                  [[scale.mac or "-", f"{scale.model} ({scale.description})" if scale.description != scale.model
+                    else scale.model, scale.name, key or "- (none in the cloud)"] for scale, key in found])
 
 
 def _write(config_path: Path, found: list[tuple[CloudDevice, str | None]]) -> None:
@@ -238,7 +245,7 @@ def _write(config_path: Path, found: list[tuple[CloudDevice, str | None]]) -> No
 @click.command("xiaomi")
 @common_options
 @click.option("--since", help="only weigh-ins from this date (YYYY-MM-DD, local time unless an offset is given)")
-@click.option("--dry-run", is_flag=True, help="say what would be imported, write nothing")
+@dry_run_option
 @click.option("--from", "choice", type=click.Choice(["auto", "home", "fitness"]), default="auto", show_default=True,
               help="auto: Xiaomi Home for the account's scales, Mi Fitness for scales only it keeps")
 @click.option("--with-manual", is_flag=True, help="also import weights typed into the app by hand")

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import click
 
 from interceptor import runtime
-from interceptor.cli import UserError, ask, common_options, load, parse_since
+from interceptor.command import UserError, ask, common_options, dry_run_option, load, parse_since
 from interceptor.config import Config
 from interceptor.importers.cloud.door import Door
 from interceptor.importers.cloud.errors import CloudError
@@ -79,7 +79,7 @@ async def _member_pages(http: Http, config: Config, members: Members, session: c
               help="sign in with this Zepp (Amazfit) account; signs the phone app out")
 @click.option("--yes", is_flag=True, help="do not ask before signing the phone app out")
 @click.option("--since", help="only weigh-ins from this date (YYYY-MM-DD)")
-@click.option("--dry-run", is_flag=True, help="say what would be imported, write nothing")
+@dry_run_option
 def import_zepp_command(xiaomi_user: str | None, zepp_email: str | None, yes: bool, since: str | None,
                         dry_run: bool) -> None:
     """Import Mi Body Composition Scale 2 / Mi Smart Scale 2 history from Zepp Life (Mi Fit)."""
