@@ -150,10 +150,11 @@ SERVE_LISTENERS = {
 
 @main.command()
 @common_options
-@listen_option("http", "the emulated Withings cloud (default 0.0.0.0:80)")
-@listen_option("web", "the household page (default 0.0.0.0:8080)")
-@listen_option("dns", "the DNS responder (default 0.0.0.0:53 and [::]:53)", multiple=True)
-@listen_option("tls-probe", "the TLS probe, which it turns on (e.g. 0.0.0.0:443)")
+@listen_option("http", "the emulated Withings cloud's address, instead of [http] listen (0.0.0.0:80)")
+@listen_option("web", "the household page's address, instead of [web] listen (0.0.0.0:8080)")
+@listen_option("dns", "the DNS responder's address, instead of [dns] listen (0.0.0.0:53 and [::]:53)",
+               multiple=True)
+@listen_option("tls-probe", "turn the TLS probe on, at this address (e.g. 0.0.0.0:443)")
 @click.option("--no-dns", is_flag=True, help="do not start the DNS responder")
 @click.option("--no-web", is_flag=True, help="do not start the household page")
 @click.option("--query-log", is_flag=True, help="log every DNS query")
@@ -345,8 +346,8 @@ def list_devices(output: str) -> None:
 
 @main.command()
 @common_options
-@listen_option("http", "`serve` (when its state file does not say)")
-@listen_option("dns", "`serve`'s DNS responder (when its state file does not say)")
+@listen_option("http", "where `serve` answers the scale, when its state file in the data dir cannot say")
+@listen_option("dns", "where `serve`'s DNS responder listens, when its state file cannot say")
 @click.option("--check", "only", multiple=True, metavar="NAME",
               type=click.Choice(["config", "journal", "server", "http", "dns", "scales", "influxdb", "mqtt",
                                  "garmin"]),

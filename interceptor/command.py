@@ -65,9 +65,10 @@ def common_options(command: F) -> F:
                   help="where the journal lives (overrides data_dir in the config)")
     @functools.wraps(command)
     def wrapper(*args: Any, config_path: Path | None, data_dir: Path | None, **kwargs: Any) -> Any:
-        meta = click.get_current_context().meta
-        meta["interceptor.config_path"] = config_path
-        meta["interceptor.data_dir"] = data_dir
+        meta = click.get_current_context().meta  # shared by a group and its subcommand
+        for key, value in (("interceptor.config_path", config_path), ("interceptor.data_dir", data_dir)):
+            if value is not None or key not in meta:  # `dns --config X snippet` keeps the group's X
+                meta[key] = value
         return command(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -133,11 +134,10 @@ def format_option(*choices: str, default: str = "table") -> Callable[[F], F]:
                         help="table: for reading; json and csv: for programs and spreadsheets")
 
 
-def listen_option(listener: str, what: str, *, multiple: bool = False) -> Callable[[F], F]:
+def listen_option(listener: str, help: str, *, multiple: bool = False) -> Callable[[F], F]:
     """`--<listener>-listen HOST:PORT`, the one name for a listener's address on every command."""
     return click.option(f"--{listener}-listen", f"{listener.replace('-', '_')}_listen", metavar="HOST:PORT",
-                        multiple=multiple, help=f"where {what} listens (instead of the config's)"
-                        + (" (repeatable)" if multiple else ""))
+                        multiple=multiple, help=help + (" (repeatable)" if multiple else ""))
 
 
 ingest_option = click.option(

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from interceptor import runtime
-from interceptor.command import EXIT_CONFIG, UserError, common_options, load
+from interceptor.command import EXIT_CONFIG, UserError, common_options, listen_option, load
 from interceptor.config import Override
 from interceptor.dns.server import DnsStartError, start_dns_server
 from interceptor.dns.settings import DnsSettings, normalise_name
@@ -45,8 +45,7 @@ def _intercept_rule(flag: str) -> dict[str, Any]:
 
 @click.group(name="dns", invoke_without_command=True)
 @common_options
-@click.option("--dns-listen", "listen", multiple=True, metavar="HOST:PORT",
-              help="listen here instead of [dns] listen (repeatable)")
+@listen_option("dns", "the responder's address, instead of [dns] listen", multiple=True)
 @click.option("--upstream", multiple=True, metavar="HOST:PORT", help="forward to these resolvers instead (repeatable)")
 @click.option(
     "--intercept", multiple=True, metavar="NAME=ADDRESS",
@@ -56,7 +55,7 @@ def _intercept_rule(flag: str) -> dict[str, Any]:
 @click.pass_context
 def dns_group(
     context: click.Context,
-    listen: tuple[str, ...],
+    dns_listen: tuple[str, ...],
     upstream: tuple[str, ...],
     intercept: tuple[str, ...],
     query_log: bool,
@@ -67,7 +66,7 @@ def dns_group(
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = load(
-        Override("dns.listen", list(listen) or None, "--dns-listen"),
+        Override("dns.listen", list(dns_listen) or None, "--dns-listen"),
         Override("dns.upstreams", list(upstream) or None, "--upstream"),
         Override("dns.intercept", [_intercept_rule(flag) for flag in intercept] or None, "--intercept"),
         announce=True, household=False,
