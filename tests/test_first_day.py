@@ -356,13 +356,13 @@ def test_the_schemas_example_is_what_the_sink_writes(tmp_path: Path) -> None:
     """docs/schema.md's body and environment lines are the WS-50 capture's weigh-in as the InfluxDB sink
     renders it, and its method tag is one the page lists."""
     from interceptor.store.journal import Filter, reader_of
-    from interceptor.store.lineprotocol import LineProtocol
+    from interceptor.store.lineprotocol import measurement_line
 
     stored = run_cli("replay", "--ingest", "--config", str(CAPTURES / "household.toml"), "--data-dir",
                      str(tmp_path), str(CAPTURES / "ws50-weigh-in-and-environment.pcap"))
     assert stored.returncode == 0, stored.stderr
     with reader_of(tmp_path / "journal.sqlite") as reader:
-        written = [LineProtocol().measurement(item) for item in reader.measurements(Filter())]
+        written = [measurement_line(item) for item in reader.measurements(Filter())]  # what the sink renders
     page = (ROOT / "docs" / "schema.md").read_text(encoding="utf-8")
     example = page.split("## Example (line protocol)", 1)[1].split("```")[1].strip().splitlines()
     body = next(line for line in example if line.startswith("body,"))
