@@ -14,7 +14,7 @@ from typing import TextIO
 
 import click
 
-from interceptor.command import UserError, check_person, common_options, load, open_reader, parse_since
+from interceptor.command import EXIT_CONFIG, UserError, check_person, common_options, load, open_reader, parse_since
 from interceptor.config import Config
 from interceptor.exporters import fit, openscale
 from interceptor.listing import write_csv, write_json
@@ -45,7 +45,7 @@ def person_for(config: Config, slug: str | None, output: str) -> str | None:
     if output in ONE_PERSON:
         if len(config.users) == 1:
             return config.users[0].slug
-        raise UserError(f"{output} takes one person's weigh-ins: pass --user PERSON")
+        raise UserError(f"{output} takes one person's weigh-ins: pass --user PERSON", EXIT_CONFIG)
     return None
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import click
 
 from interceptor import runtime
-from interceptor.cli import UserError, ask, common_options, load, open_journal, parse_since
+from interceptor.command import UserError, ask, common_options, load, open_journal, parse_since
 from interceptor.config import Config
 from interceptor.exporters.cli import person_for
 from interceptor.exporters.fit import MAX_PER_FILE

@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from interceptor import runtime
-from interceptor.command import UserError, check_person, common_options, dry_run_option, load
+from interceptor.command import EXIT_CONFIG, UserError, check_person, common_options, dry_run_option, load
 from interceptor.config import Config
 from interceptor.importers import formats, run
 from interceptor.importers.files import MAX_MEMBER_BYTES, Data, MappedFile, is_zip
@@ -118,7 +118,7 @@ def _whose(config: Config, sources: list[run.Source], slug: str | None) -> None:
         if not formats.BY_NAME[source.format].names_people:
             known = ", ".join(person.slug for person in config.users)
             raise UserError(f"{source.label}: {source.title} files hold one person's weigh-ins: pass --user PERSON"
-                            f" ({known})")
+                            f" ({known})", EXIT_CONFIG)
 
 
 def _import(config: Config, sources: list[run.Source], sizes: list[int], options: ReadOptions, people: People,

@@ -152,7 +152,7 @@ def test_401_403_429_are_one_line_each_and_nothing_is_remembered_as_sent(
 
 def test_one_person_per_account(household: Household) -> None:
     done = household.cli("export", "garmin")
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert last_line(done) == "interceptor: garmin takes one person's weigh-ins: pass --user PERSON"
     nobody = household.cli("garmin", "login", "--user", "zed", input=f"x\ny\n{MFA_CODE}\n")
-    assert nobody.returncode == 1 and "--user 'zed' is not in the household (fed, fra)" in nobody.stderr
+    assert nobody.returncode == 2 and "--user 'zed' is not in the household (fed, fra)" in nobody.stderr

@@ -78,7 +78,7 @@ def test_dry_run_writes_nothing_not_even_a_journal(config_path: Path, data_dir: 
 
 def test_a_file_of_one_person_needs_user_in_a_household_of_several(config_path: Path, data_dir: Path) -> None:
     result = cli(config_path, data_dir, "import", str(SAMPLES / "openscale.csv"))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip().endswith("openScale CSV files hold one person's weigh-ins: pass --user PERSON"
                                           " (fed, fra)")
 
