@@ -1,7 +1,8 @@
 """The TLS probe's listener: accept, read the ClientHello, remember (client, server name), close.
 
 A guest's phone or a scanner must not grow anything: connections are capped overall and per client
-address, each has `read_timeout_s` to send its hello and at most `MAX_READ` bytes are read, the record
+address by the `ConnectionTable` every listener uses (at a cap, a silent connection of whoever holds
+the most makes room), each has `read_timeout_s` to send its hello and at most `MAX_READ` bytes are read, the record
 keeps `MAX_ENTRIES` (client, name) pairs (the least recently seen goes first), and log lines are
 limited to `LOG_PER_MINUTE` (a new pair is logged, a repeat is counted).
 """
@@ -11,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from interceptor.limits import ConnectionTable
 from interceptor.tls.hello import MAX_HELLO_BYTES, HelloError, parse_client_hello
 from interceptor.tls.settings import TlsProbeSettings
 
@@ -87,23 +89,29 @@ class _Probe(asyncio.Protocol):
     def __init__(self, server: TlsProbe) -> None:
         self.server = server
         self.transport: Any = None  # asyncio's or uvloop's TCP transport (uvloop's is no asyncio.Transport)
-        self.client = ""
+        self.client_ip = ""
         self.buffer = bytearray()
         self.deadline: asyncio.TimerHandle | None = None
 
+    @property
+    def busy(self) -> bool:
+        """Sending its hello: only a silent connection is dropped to make room (`limits.Held`)."""
+        return bool(self.buffer)
+
+    def drop(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
     def connection_made(self, transport: Any) -> None:
         peer = transport.get_extra_info("peername")
-        self.client = str(peer[0]) if peer else "unknown"
-        server = self.server
-        if server.open >= server.settings.max_connections or \
-                server.per_client[self.client] >= server.settings.max_connections_per_client:
-            server.refused += 1
+        self.client_ip = str(peer[0]) if peer else "unknown"
+        self.transport = transport
+        if not self.server.connections.admit(self):
+            self.server.refused += 1
+            self.transport = None
             transport.abort()
             return
-        self.transport = transport
-        server.open += 1
-        server.per_client[self.client] += 1
-        self.deadline = asyncio.get_running_loop().call_later(server.settings.read_timeout_s, self._close)
+        self.deadline = asyncio.get_running_loop().call_later(self.server.settings.read_timeout_s, self._close)
 
     def data_received(self, data: bytes) -> None:
         if self.transport is None:
@@ -113,11 +121,11 @@ class _Probe(asyncio.Protocol):
             hello = parse_client_hello(bytes(self.buffer))
         except HelloError as error:
             self.server.attempts.not_tls += 1
-            log.debug("TLS probe: %s sent no ClientHello: %s", self.client, error)
+            log.debug("TLS probe: %s sent no ClientHello: %s", self.client_ip, error)
             self._close()
             return
         if hello is not None:
-            self.server.attempts.record(self.client, hello.server_name, hello.version, time.time())
+            self.server.attempts.record(self.client_ip, hello.server_name, hello.version, time.time())
             self.transport.write(HANDSHAKE_FAILURE)
             self._close()
         elif len(self.buffer) >= MAX_READ:
@@ -137,20 +145,15 @@ class _Probe(asyncio.Protocol):
         self.transport = None
         if self.deadline is not None:
             self.deadline.cancel()
-        server = self.server
-        server.open -= 1
-        server.per_client[self.client] -= 1
-        if server.per_client[self.client] <= 0:
-            del server.per_client[self.client]
+        self.server.connections.release(self)
 
 
 class TlsProbe:
     def __init__(self, settings: TlsProbeSettings) -> None:
         self.settings = settings
         self.attempts = TlsAttempts()
-        self.open = 0
+        self.connections = ConnectionTable(settings.max_connections_per_client, settings.max_connections)
         self.refused = 0
-        self.per_client: Counter[str] = Counter()
         self.addresses: list[tuple[str, int]] = []
         self._server: asyncio.Server | None = None
 
