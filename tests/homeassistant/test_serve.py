@@ -112,10 +112,12 @@ def test_weigh_ins_appear_in_home_assistant_and_a_claim_lands_in_the_journal(tmp
         wait_until(lambda: "is already assigned to fra" in served.log_path.read_text(), what="the second claim")
 
         # Home Assistant restarted: it announces `online` and gets every config again.
-        before = len(observer.on(HOUSEHOLD_CONFIG))
+        person_config = f"{PREFIX}/device/scale_interceptor_person_fra/config"
+        configs = (HOUSEHOLD_CONFIG, person_config)
+        before = [len(observer.on(topic)) for topic in configs]
         observer.client.publish(f"{PREFIX}/status", "online", qos=1).wait_for_publish(5)
-        wait_until(lambda: len(observer.on(HOUSEHOLD_CONFIG)) > before, what="the configs sent again")
-        assert len(observer.on(f"{PREFIX}/device/scale_interceptor_person_fra/config")) > 1
+        wait_until(lambda: all(len(observer.on(topic)) > count for topic, count in zip(configs, before, strict=True)),
+                   what="the household's and each person's configs sent again")
 
         # A claim Home Assistant cannot make is logged in one line and changes nothing.
         observer.client.publish(select["command_topic"], "Zed", qos=1).wait_for_publish(5)
