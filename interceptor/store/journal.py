@@ -226,7 +226,7 @@ class Tx(Reader):
                     reading.identity, reading.kind, reading.source, reading.device_id, reading.device_model,
                     reading.device_user_id, item.user, item.assignment, reading.taken_at.timestamp(),
                     reading.received_at.timestamp(), rows.dumps(reading.values), rows.dumps(reading.vendor_metrics),
-                    rows.metrics_text(item.metrics), rows.dumps(item.refusals), rows.dumps(reading.raw),
+                    rows.metrics_text(item.metrics), rows.refusals_text(item.refusals), rows.dumps(reading.raw),
                 ),
             )
             created = cursor.rowcount == 1
@@ -256,7 +256,8 @@ class Tx(Reader):
             raise KeyError(measurement_id)
         self.db.execute(
             "UPDATE measurements SET user = ?, assignment = ?, metrics = ?, refusals = ? WHERE id = ?",
-            (item.user, item.assignment, rows.metrics_text(item.metrics), rows.dumps(item.refusals), measurement_id),
+            (item.user, item.assignment, rows.metrics_text(item.metrics), rows.refusals_text(item.refusals),
+             measurement_id),
         )
         new = old.model_copy(update={"user": item.user, "assignment": item.assignment,
                                      "metrics": dict(item.metrics), "refusals": dict(item.refusals)})

@@ -9,9 +9,10 @@ become models the ordinary way.)
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -31,8 +32,11 @@ READING_COLUMNS = (
 )
 
 
-def dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+# One encoder for every column: `json.dumps` with arguments builds a new encoder on each call, which
+# costs more than encoding a weigh-in's readings. No circular-reference check: a column is a flat
+# dict of numbers and strings, or a dict of such dicts, built here.
+dumps: Callable[[object], str] = json.JSONEncoder(separators=(",", ":"), allow_nan=False,
+                                                  check_circular=False).encode
 
 
 @dataclass(frozen=True)
@@ -128,3 +132,16 @@ def reading(row: tuple) -> Reading:
 
 def metrics_text(metrics: Mapping[str, Metric]) -> str:
     return dumps({name: metric.as_json() for name, metric in metrics.items()})
+
+
+@functools.lru_cache(maxsize=256)
+def _refusals_text(refusals: tuple[tuple[str, str], ...]) -> str:
+    return dumps(dict(refusals))
+
+
+def refusals_text(refusals: Mapping[str, str]) -> str:
+    """The refusals column. A person's weigh-ins from one scale are refused the same metrics for the
+    same reasons, weigh-in after weigh-in (a weight-only scale: a dozen sentences, identical each
+    time), and escaping that much text costs more than all the rest of the row: each distinct set is
+    encoded once (the newest `maxsize` sets are kept)."""
+    return _refusals_text(tuple(refusals.items()))
