@@ -129,11 +129,9 @@ class _Commands(click.Group):
 def main(context: click.Context, debug: bool) -> None:
     """Scale Interceptor: your bathroom scales, off the vendor cloud."""
     context.meta["interceptor.debug"] = debug
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(runtime.LineFormatter(runtime.LINE_FORMAT))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler])
     if not debug:
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 

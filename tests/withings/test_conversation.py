@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import socket
 import time
@@ -99,6 +100,12 @@ def test_a_wbs01_weigh_in_is_stored_for_the_right_person_with_the_real_framing(s
     # The next session offers the person's latest weight back to the scale.
     again = asyncio.run(talk(served.port, ("/cgi-bin/session", scale.session_new_body(SCALE))))
     assert again[0].json()["body"]["sp"]["users"][0]["wt"] == pytest.approx(86.812)
+
+    # One INFO line per weigh-in, written by the server's log thread, with its time to the millisecond.
+    lines = [line for line in served.kill().splitlines() if "INFO interceptor.pipeline:" in line]
+    assert len(lines) == 1
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO interceptor.pipeline: stored body measurement 1"
+                        rf" from {SCALE.mac} for fed: 86.81 kg", lines[0]), lines[0]
 
 
 def test_a_resent_weigh_in_is_stored_once(served: Served) -> None:
