@@ -43,6 +43,9 @@ ADULT_AGE_YEARS = 18
 MAX_FAT_OFFSET_PCT = 15.0
 
 
+_SEXES = get_args(Sex)
+
+
 @dataclass(frozen=True)
 class Profile:
     """The person as the formulas need them, at the time of the weigh-in.
@@ -56,7 +59,7 @@ class Profile:
     height_cm: float
 
     def __post_init__(self) -> None:
-        if self.sex not in get_args(Sex):
+        if self.sex not in _SEXES:
             raise ValueError(f"sex must be 'male' or 'female', not {self.sex!r}")
         if not (math.isfinite(self.age_years) and 0 < self.age_years < 130):
             raise ValueError(f"age must be between 0 and 130 years, not {self.age_years}")
@@ -118,6 +121,10 @@ class Options:
         return self.fat_offset_pct != 0.0
 
 
+# What a weigh-in is composed with unless told otherwise: made and checked once.
+DEFAULT_OPTIONS = Options()
+
+
 @dataclass(frozen=True)
 class Composition:
     """What `compose` found: metrics by name, and why each expected metric is missing."""
@@ -147,7 +154,7 @@ class Sheet:
         if not math.isfinite(value):
             self.refuse(name, f"{method} gave a non-finite value")
             return
-        self.metrics[name] = Metric(value=float(value), unit=unit, method=method, confidence=confidence)
+        self.metrics[name] = Metric(float(value), unit, method, confidence)
         self.refusals.pop(name, None)
 
     def refuse(self, name: str, reason: str) -> None:

@@ -12,26 +12,29 @@ from collections.abc import Callable, Mapping
 
 from interceptor.composition import anthropometric, literature, s400, vendor, xiaomi
 from interceptor.composition.core import (
+    DEFAULT_OPTIONS,
     Composition,
     Options,
     Profile,
     Sheet,
 )
-from interceptor.model import METRIC_UNITS
+from interceptor.model import METRIC_UNITS, Metric
 
 MethodFunction = Callable[[float, Mapping[str, float], Profile, Options], Sheet]
+
+
+_WEIGHT_ONLY = "no impedance in this weigh-in (the scale measured weight only)"
+_WEIGHT_ONLY_REFUSALS = dict.fromkeys(
+    ("body_fat_pct", "fat_mass_kg", "fat_free_mass_kg", "water_pct", "muscle_mass_kg", "skeletal_muscle_mass_kg",
+     "bone_mass_kg", "visceral_fat", "metabolic_age", "protein_pct", "body_score"),
+    _WEIGHT_ONLY,
+)
 
 
 def _anthropometric_only(weight_kg: float, readings: Mapping[str, float], profile: Profile, options: Options) -> Sheet:
     """A weight-only weigh-in: nothing beyond the anthropometric metrics, and say so."""
     del weight_kg, readings, profile, options  # nothing to compute beyond the anthropometric sheet
-    sheet = Sheet()
-    sheet.refuse_all(
-        ("body_fat_pct", "fat_mass_kg", "fat_free_mass_kg", "water_pct", "muscle_mass_kg", "skeletal_muscle_mass_kg",
-         "bone_mass_kg", "visceral_fat", "metabolic_age", "protein_pct", "body_score"),
-        "no impedance in this weigh-in (the scale measured weight only)",
-    )
-    return sheet
+    return Sheet(refusals=dict(_WEIGHT_ONLY_REFUSALS))
 
 
 # Method names accepted by `compose(method=...)` and `interceptor compute --method`.
@@ -87,7 +90,7 @@ def compose(
     Raises ValueError for a caller's mistake (no weight, unknown method or vendor metric name);
     everything the body or the scale can cause becomes a refusal instead.
     """
-    options = options or Options()
+    options = options or DEFAULT_OPTIONS
     weight = readings.get("weight_kg")
     if weight is None or not (math.isfinite(weight) and weight > 0):
         raise ValueError(f"a weigh-in needs a positive weight_kg, got {weight!r}")
@@ -107,16 +110,37 @@ def compose(
         sheet.update(METHODS[chosen](weight, readings, profile, options))
     _refuse_unphysical(sheet, weight)
     _put_ffmi(sheet, profile, options)
-    for name in METRIC_UNITS:  # every metric is shown or explained
-        if name not in sheet.metrics and name not in sheet.refusals:
-            sheet.refuse(name, f"the {chosen} method does not estimate it")
+    return _in_vocabulary_order(sheet, chosen)
+
+
+def _not_estimated(method: str) -> str:
+    return f"the {method} method does not estimate it"
+
+
+_NOT_ESTIMATED = {name: _not_estimated(name) for name in METHOD_NAMES}
+
+
+def _in_vocabulary_order(sheet: Sheet, chosen: str) -> Composition:
+    """Metrics and refusals in vocabulary order, the order every output shows them in; every metric
+    is shown or explained (a metric the method has no word about: it does not estimate it)."""
     metrics, refusals = sheet.metrics, sheet.refusals
-    return Composition(  # in vocabulary order, the order every output shows them in
-        metrics={name: metrics[name] for name in METRIC_UNITS if name in metrics},
-        refusals={**{name: refusals[name] for name in METRIC_UNITS if name in refusals},
-                  **{name: reason for name, reason in refusals.items() if name not in METRIC_UNITS}},
-        method=chosen,
-    )
+    ordered_metrics: dict[str, Metric] = {}
+    ordered_refusals: dict[str, str] = {}
+    not_estimated = _NOT_ESTIMATED.get(chosen) or _not_estimated(chosen)
+    refused = 0
+    for name in METRIC_UNITS:
+        metric = metrics.get(name)
+        if metric is not None:
+            ordered_metrics[name] = metric
+        reason = refusals.get(name)
+        if reason is not None:
+            ordered_refusals[name] = reason
+            refused += 1
+        elif metric is None:
+            ordered_refusals[name] = not_estimated
+    if refused < len(refusals):  # refusals of names beyond the vocabulary come last
+        ordered_refusals.update((name, reason) for name, reason in refusals.items() if name not in METRIC_UNITS)
+    return Composition(metrics=ordered_metrics, refusals=ordered_refusals, method=chosen)
 
 
 def _refuse_unphysical(sheet: Sheet, weight_kg: float) -> None:
