@@ -108,7 +108,8 @@ def loads_json(text: str | bytes, what: str, limit: int = MAX_NESTING) -> Any:
     (not UTF-8, not JSON, an integer too long to convert), never RecursionError."""
     if isinstance(text, bytes):
         text = text.decode("utf-8")  # UnicodeDecodeError is a ValueError
-    if json_nesting(text, limit) > limit:
+    # Never deeper than the brackets it holds: a short document skips the scan.
+    if text.count("[") + text.count("{") > limit and json_nesting(text, limit) > limit:
         raise TooDeep(what, limit)
     try:
         return json.loads(text)

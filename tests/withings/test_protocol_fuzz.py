@@ -102,6 +102,24 @@ def test_environment_groups_parse_to_finite_bounded_values(groups: list[dict]) -
         assert all(len(name) <= len("withings_type_32767") for name in group.raw)
 
 
+# Escapes of single bytes (ASCII, UTF-8 lead and continuation bytes, invalid ones), broken escapes,
+# backslashes, plus signs and text around them.
+_escaped_text = st.lists(
+    st.integers(0, 255).map(lambda byte: f"%{byte:02X}") | st.integers(0, 255).map(lambda byte: f"%{byte:02x}")
+    | st.sampled_from(["%", "%4", "%zz", "%%41", "\\", "\\x41", "\\%41", "+", "=", "é", "€"])
+    | st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="&"), max_size=4),
+    max_size=12,
+).map("".join)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_escaped_text)
+def test_a_value_is_unescaped_exactly_as_the_standard_library_does(text: str) -> None:
+    from urllib.parse import unquote_plus
+
+    assert protocol.parse_form(f"key={text}".encode())["key"] == unquote_plus(text)
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.lists(st.tuples(st.text("ab=%+2Fz&é", max_size=6), st.text("ab=%+2Fz&é", max_size=6)), max_size=8)
        | st.text("ab=%+2F&é;", max_size=40).map(lambda text: [(text, None)]))
