@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -36,15 +37,31 @@ C = TypeVar("C")
 MAX_GROUP = 512
 
 
-@dataclass
+@dataclass(slots=True)
 class _Job(Generic[C]):
     run: Callable[[C], Any]
     durable: bool
-    future: concurrent.futures.Future[Any]
+    # Where the result goes: an event loop's future (`write`), settled on its loop; or a thread-safe
+    # future (`submit`, `call`).
+    waiter: asyncio.Future[Any] | None = None
+    future: concurrent.futures.Future[Any] | None = None
 
 
 class WriterClosed(RuntimeError):
     """The writer was closed; nothing more can be written through it."""
+
+
+def _settle(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    """On an event loop: hand a group's results to the coroutines awaiting them (one wake-up per
+    group and loop, not one per job)."""
+    for waiter, ok, value in results:
+        if waiter.done():  # its caller was cancelled: the job ran and committed all the same
+            continue
+        if ok:
+            waiter.set_result(value)
+        else:
+            waiter.set_exception(RuntimeError("a journal job raised StopIteration")
+                                 if isinstance(value, StopIteration) else value)
 
 
 class Writer(Generic[C]):
@@ -76,17 +93,22 @@ class Writer(Generic[C]):
 
     # -- the caller's side ----------------------------------------------------------------------
 
-    def submit(self, run: Callable[[C], T], *, durable: bool = True) -> concurrent.futures.Future[T]:
-        """Queue a job; the future holds its result once its group has committed."""
+    def _queue(self, job: _Job[C]) -> None:
         if self._closed:
             raise WriterClosed(f"{self.name} is closed")
+        self._jobs.put(job)
+
+    def submit(self, run: Callable[[C], T], *, durable: bool = True) -> concurrent.futures.Future[T]:
+        """Queue a job; the future holds its result once its group has committed."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._jobs.put(_Job(run, durable, future))
+        self._queue(_Job(run, durable, future=future))
         return future
 
     async def write(self, run: Callable[[C], T], *, durable: bool = True) -> T:
         """Queue a job and wait for it without blocking the event loop."""
-        return await asyncio.wrap_future(self.submit(run, durable=durable))
+        waiter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue(_Job(run, durable, waiter=waiter))
+        return await waiter
 
     def call(self, run: Callable[[C], T], *, durable: bool = True) -> T:
         """Queue a job and block until it committed: for command-line callers with no event loop."""
@@ -111,18 +133,16 @@ class Writer(Generic[C]):
             return
         self._started.set_result(None)
         synchronous = ""
+        jobs = self._jobs
         try:
             while True:
-                first = self._jobs.get()
+                first = jobs.get()
                 if first is None:
                     return
                 group = [first]
                 stop = False
-                while len(group) < MAX_GROUP:
-                    try:
-                        job = self._jobs.get_nowait()
-                    except queue.Empty:
-                        break
+                while len(group) < MAX_GROUP and not jobs.empty():  # only this thread takes jobs
+                    job = jobs.get()
                     if job is None:
                         stop = True
                         break
@@ -138,42 +158,65 @@ class Writer(Generic[C]):
             connection.close()
 
     def _run_group(self, connection: sqlite3.Connection, wrapped: C, group: list[_Job[C]]) -> None:
-        outcomes: list[tuple[bool, Any]] = []
         try:
             connection.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as error:
-            for job in group:
-                job.future.set_exception(error)
+            self._deliver(group, [(False, error)] * len(group))
             return
-        for job in group:
-            connection.execute("SAVEPOINT job")
+        if len(group) == 1:  # a job alone needs no savepoint: if it fails, the transaction is undone
+            outcomes = [self._run_alone(connection, wrapped, group[0])]
+        else:
+            outcomes = [self._run_in_savepoint(connection, wrapped, job) for job in group]
+        if connection.in_transaction:
             try:
-                result = job.run(wrapped)
-            except BaseException as error:  # this job alone is undone; its caller gets the error
-                connection.execute("ROLLBACK TO job")
-                connection.execute("RELEASE job")
-                outcomes.append((False, error))
-                continue
-            connection.execute("RELEASE job")
-            outcomes.append((True, result))
+                connection.execute("COMMIT")
+            except sqlite3.Error as error:  # a full disk, an I/O error: nothing of the group was written
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                self._deliver(group, [(False, error)] * len(group))
+                return
+            self.commits += 1
+            self.jobs += len(group)
+            if self._after_commit is not None:
+                try:
+                    self._after_commit()
+                except Exception:
+                    log.exception("%s: a commit listener failed", self.name)
+        self._deliver(group, outcomes)
+
+    @staticmethod
+    def _run_alone(connection: sqlite3.Connection, wrapped: C, job: _Job[C]) -> tuple[bool, Any]:
         try:
-            connection.execute("COMMIT")
-        except sqlite3.Error as error:  # a full disk, an I/O error: nothing of the group was written
+            return True, job.run(wrapped)
+        except BaseException as error:  # its caller gets the error; nothing of it is written
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
-            for job in group:
-                job.future.set_exception(error)
-            return
-        self.commits += 1
-        self.jobs += len(group)
-        if self._after_commit is not None:
-            try:
-                self._after_commit()
-            except Exception:
-                log.exception("%s: a commit listener failed", self.name)
+            return False, error
+
+    @staticmethod
+    def _run_in_savepoint(connection: sqlite3.Connection, wrapped: C, job: _Job[C]) -> tuple[bool, Any]:
+        connection.execute("SAVEPOINT job")
+        try:
+            result = job.run(wrapped)
+        except BaseException as error:  # this job alone is undone; its caller gets the error
+            connection.execute("ROLLBACK TO job")
+            connection.execute("RELEASE job")
+            return False, error
+        connection.execute("RELEASE job")
+        return True, result
+
+    @staticmethod
+    def _deliver(group: list[_Job[C]], outcomes: list[tuple[bool, Any]]) -> None:
+        """Results to their callers: thread-safe futures at once, event loops one wake-up each."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for job, (ok, value) in zip(group, outcomes, strict=True):
-            if job.future.set_running_or_notify_cancel():
+            if job.waiter is not None:
+                by_loop.setdefault(job.waiter.get_loop(), []).append((job.waiter, ok, value))
+            elif job.future is not None and job.future.set_running_or_notify_cancel():
                 if ok:
                     job.future.set_result(value)
                 else:
                     job.future.set_exception(value)
+        for loop, results in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting any more
+                loop.call_soon_threadsafe(_settle, results)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -116,6 +117,33 @@ async def test_weigh_ins_queued_together_share_one_commit(journal: Journal) -> N
     assert blocker.result() is True
     assert journal._writer.commits - commits == 2  # the blocking job's group, then one for all forty
     assert len(weights(journal)) == 40
+
+
+def _insert_then_fail(weight: float) -> Callable[[Tx], None]:
+    def job(tx: Tx) -> None:
+        tx.insert([item(weight, T0 + timedelta(hours=weight))])
+        raise ValueError(f"job {weight} fails after writing")
+
+    return job
+
+
+async def test_a_failing_job_loses_only_its_own_writes_and_its_caller_gets_the_error(journal: Journal) -> None:
+    with pytest.raises(ValueError, match=r"job 50\.0 fails"):  # alone in its group
+        await journal.write(_insert_then_fail(50.0))
+    assert weights(journal) == []
+
+    release = threading.Event()
+    blocker = journal._writer.submit(lambda tx: release.wait(5))
+    await asyncio.sleep(0.05)  # the next jobs queue up behind it and share one group
+    jobs = [asyncio.ensure_future(journal.insert([item(60.0, T0)])),
+            asyncio.ensure_future(journal.write(_insert_then_fail(70.0))),
+            asyncio.ensure_future(journal.insert([item(80.0, T0 + timedelta(days=1))]))]
+    release.set()
+    first, failed, last = await asyncio.gather(*jobs, return_exceptions=True)
+    assert isinstance(failed, ValueError) and "job 70.0 fails" in str(failed)
+    assert isinstance(first, list) and isinstance(last, list) and first[0].created and last[0].created
+    assert blocker.result() is True
+    assert weights(journal) == [60.0, 80.0]
 
 
 async def test_the_event_loop_runs_while_a_write_is_blocked(journal: Journal) -> None:
