@@ -32,6 +32,17 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 C = TypeVar("C")
 
+def _as_is(value: object) -> object:
+    return value
+
+
+# sqlite3 binds int, float, str and bytearray parameters as they are, but takes any other value
+# (None, bytes) for an object to adapt first: two attribute lookups that fail, a fifth of binding a
+# request-log row, and a device's many unknown fields are None. Registered as adapted to themselves,
+# they are found in sqlite3's table of adapters at once. (Process-wide, and binds exactly the same.)
+sqlite3.register_adapter(type(None), _as_is)
+sqlite3.register_adapter(bytes, _as_is)
+
 # A group is closed at this many jobs, so one commit never makes the first caller wait behind an
 # unbounded crowd; more jobs simply form the next group.
 MAX_GROUP = 512
