@@ -10,6 +10,7 @@ is finite and each integer fits the field it came in.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -369,9 +370,14 @@ _encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_
                                 check_circular=False).encode
 
 
+def _reply_text(value: Any) -> str:
+    """`value` as `encode_reply` writes it, as text: a reply is the concatenation of such parts."""
+    return _encode_json(value).replace("/", "\\/")
+
+
 def encode_reply(document: dict[str, Any]) -> bytes:
     """Compact JSON with `/` escaped as `\\/`, as the real server sends it (§3)."""
-    return _encode_json(document).replace("/", "\\/").encode("ascii")
+    return _reply_text(document).encode("ascii")
 
 
 def status_reply(status: int = STATUS_OK, body: dict[str, Any] | None = None) -> bytes:
@@ -388,12 +394,14 @@ _STATUS_OK_REPLY = encode_reply({"status": STATUS_OK})
 
 def new_once() -> str:
     """`<8 hex>-<8 hex>`, the nonce shape in every capture (§1.2)."""
-    return f"{secrets.token_hex(4)}-{secrets.token_hex(4)}"
+    digits = secrets.token_hex(8)  # both halves from one call to the system's random source
+    return f"{digits[:8]}-{digits[8:]}"
 
 
 def new_session_id() -> str:
     """`NNNN-8hex-8hex`, the 2010–2014 shape (§1.3); short, like the originals, for fixed firmware buffers."""
-    return f"{1000 + secrets.randbelow(9000)}-{secrets.token_hex(4)}-{secrets.token_hex(4)}"
+    digits = secrets.token_hex(8)
+    return f"{1000 + secrets.randbelow(9000)}-{digits[:8]}-{digits[8:]}"
 
 
 @dataclass(frozen=True)
@@ -472,14 +480,20 @@ def session_new_reply(
     ind_extra: dict[str, int] | None = None,
 ) -> bytes:
     """The `session new` reply, shaped like the 2013 captures, and never with `syp.blc`: the scale is
-    never offered a firmware image from here."""
+    never offered a firmware image from here.
+
+    It is `status_reply(STATUS_OK, {"sessionid", "sp", "ind", "syp", "ctp"})` written out in parts:
+    the household's part (`sp` and `ind`) is the same from session to session until a weight, an age
+    in tenths of years or the configuration changes, so its text is kept (rounding and writing out
+    each person's numbers cost more than the rest of the reply)."""
     ind: dict[str, Any] = {"lg": locale, "imt": 1, "stp": 1, "f": 0, "g": round(gravity_m_s2 * 10000)}
     ind.update(ind_extra or {})
-    body = {
-        "sessionid": session_id,
-        "sp": {"users": [user.as_json() for user in users]},
-        "ind": ind,
-        "syp": {"utc": int(now.timestamp())},
-        "ctp": transition.as_json(),
-    }
-    return status_reply(STATUS_OK, body)
+    household = _household_text(tuple(users), tuple(ind.items()))
+    return (f'{{"status":{STATUS_OK},"body":{{"sessionid":{_reply_text(session_id)},{household},'
+            f'"syp":{{"utc":{int(now.timestamp())}}},"ctp":{_reply_text(transition.as_json())}}}}}').encode("ascii")
+
+
+@functools.lru_cache(maxsize=32)
+def _household_text(users: tuple[ScaleUser, ...], ind: tuple[tuple[str, Any], ...]) -> str:
+    return f'"sp":{_reply_text({"users": [user.as_json() for user in users]})},"ind":{_reply_text(dict(ind))}'
+

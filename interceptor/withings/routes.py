@@ -69,19 +69,20 @@ class WithingsCloud:
         self.notices = notices
         self.clock = clock
         self.sessions: OrderedDict[str, Session] = OrderedDict()
-        self._transition: tuple[protocol.ClockTransition, datetime] | None = None
+        self._transition: tuple[protocol.ClockTransition, datetime, datetime] | None = None  # valid from, until
         self._user_created: dict[str, int] = {}
 
     def clock_transition(self, now: datetime) -> protocol.ClockTransition:
         """Recomputed hourly, and at once when the announced change has passed."""
         if self._transition is not None:
-            transition, computed = self._transition
-            if computed <= now < computed + timedelta(hours=1) and (
-                transition.next_change == 0 or now.timestamp() < transition.next_change
-            ):
+            transition, computed, until = self._transition
+            if computed <= now < until:
                 return transition
         transition = protocol.clock_transition(self.config.household.zone, now)
-        self._transition = (transition, now)
+        until = now + timedelta(hours=1)
+        if transition.next_change:
+            until = min(until, datetime.fromtimestamp(transition.next_change, UTC))
+        self._transition = (transition, now, until)
         return transition
 
     def routes(self) -> list[web.RouteDef]:
@@ -246,7 +247,8 @@ class WithingsCloud:
                 short_name=person.short_name,
                 weight_kg=self.pipeline.latest_weights.get(person.slug, 0.0),
                 height_m=person.height_cm / 100,
-                age_years=age_in_years(person.birth_date, now),
+                # As sent (in tenths): the same users from session to session share one reply text.
+                age_years=round(age_in_years(person.birth_date, now), 1),
                 sex=0 if person.sex == "male" else 1,
                 fm=self.config.withings.fm,
                 created=self._user_created.get(person.slug, int(now.timestamp())),

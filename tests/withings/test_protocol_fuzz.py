@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -132,3 +133,29 @@ def test_form_parsing_matches_the_standard_library(fields: list[tuple[str, str |
     for key, value in parse_qsl(text, keep_blank_values=True):
         expected.setdefault(key, value)
     assert protocol.parse_form(text.encode()) == expected
+
+
+_scale_users = st.lists(st.builds(
+    protocol.ScaleUser, id=st.integers(0, 2**31), short_name=st.text("AB/é", max_size=4),
+    weight_kg=st.floats(0, 400), height_m=st.floats(0.5, 2.5), age_years=st.floats(0, 130), sex=st.integers(0, 1),
+    fm=st.integers(0, 5), created=st.integers(0, 2**32)), max_size=3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text("0123456789abcdef-/\\\"é", max_size=24) | st.text(max_size=24), _scale_users,
+       st.text("abcdefgh_/é", max_size=8) | st.text(max_size=8), st.floats(9.7, 9.9),
+       st.datetimes(timezones=st.just(UTC), min_value=datetime(2008, 1, 1), max_value=datetime(2100, 1, 1)),
+       st.builds(protocol.ClockTransition, st.integers(-50_000, 50_000), st.integers(0, 2**32),
+                 st.integers(-50_000, 50_000)),
+       st.none() | st.dictionaries(st.sampled_from(["f", "stp", "xyz", "a/b"]), st.integers(), max_size=3))
+def test_a_session_reply_is_its_document_encoded_like_every_other_reply(
+        session_id: str, users: list[protocol.ScaleUser], locale: str, gravity: float, now: datetime,
+        transition: protocol.ClockTransition, ind_extra: dict[str, int] | None) -> None:
+    """Written out in parts (the household's part kept from reply to reply), a session reply has the
+    very bytes of `encode_reply` of its whole document."""
+    ind = {"lg": locale, "imt": 1, "stp": 1, "f": 0, "g": round(gravity * 10000), **(ind_extra or {})}
+    document = {"status": 0, "body": {"sessionid": session_id, "sp": {"users": [user.as_json() for user in users]},
+                                      "ind": ind, "syp": {"utc": int(now.timestamp())}, "ctp": transition.as_json()}}
+    for _ in range(2):  # the second time from the kept text
+        assert protocol.session_new_reply(session_id, users, locale=locale, gravity_m_s2=gravity, now=now,
+                                          transition=transition, ind_extra=ind_extra) == protocol.encode_reply(document)
