@@ -145,7 +145,7 @@ class Pipeline:
             )
             items.append(self._decide(tx, reading, assignment))
         stored = tx.insert(items)
-        touched = {result.measurement.user for result in stored if result.created and result.measurement.user}
+        touched = {item.user for item, result in zip(items, stored, strict=True) if result.created and item.user}
         latest = {slug: weight for slug in touched if (weight := tx.latest_weight(slug)) is not None}
         return stored, latest
 
@@ -193,8 +193,8 @@ class Pipeline:
             imports.remember(tx.db, reading.identity, target)
             return ImportResult(item, "merged" if added else "unchanged", target)
         (result,) = tx.insert([self._decide(tx, reading, assignment)])
-        imports.remember(tx.db, reading.identity, result.measurement.id)
-        return ImportResult(item, "new" if result.created else "unchanged", result.measurement.id)
+        imports.remember(tx.db, reading.identity, result.id)
+        return ImportResult(item, "new" if result.created else "unchanged", result.id)
 
     def preview_import(self, reader: Reader | None, items: Sequence[Imported], rule: MergeRule,
                        seen: imports.Preview) -> list[ImportResult]:

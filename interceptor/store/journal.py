@@ -60,10 +60,33 @@ class NewMeasurement:
     assignment: str = "none"  # "device" | "weight" | "manual" | "import" | "none"
 
 
-@dataclass(frozen=True)
 class Stored:
-    measurement: Measurement
-    created: bool  # False when the identity was already in the journal (a re-sent weigh-in)
+    """A reading's place in the journal: `created`, or False when its identity was there already (a
+    re-sent weigh-in). Its `measurement` is made when first asked for: an import needs only the id."""
+
+    __slots__ = ("_build", "_measurement", "created", "id")
+
+    def __init__(self, measurement_id: int, created: bool, build: Callable[[], Measurement]) -> None:
+        self.id = measurement_id
+        self.created = created
+        self._build = build
+        self._measurement: Measurement | None = None
+
+    @property
+    def measurement(self) -> Measurement:
+        if self._measurement is None:
+            self._measurement = self._build()
+        return self._measurement
+
+
+def _new_measurement(item: NewMeasurement, identity: str, measurement_id: int) -> Measurement:
+    reading = item.reading
+    return Measurement(
+        id=measurement_id, identity=identity, kind=reading.kind, source=reading.source, device_id=reading.device_id,
+        device_model=reading.device_model, user=item.user, assignment=item.assignment, taken_at=reading.taken_at,
+        received_at=reading.received_at, readings=dict(reading.values), metrics=dict(item.metrics),
+        refusals=dict(item.refusals), raw=dict(reading.raw),
+    )
 
 
 _DEVICE_COLUMNS = "device_id, source, model, firmware, battery_pct, manufacturing_id, first_seen, last_seen"
@@ -218,34 +241,32 @@ class Tx(Reader):
         results: list[Stored] = []
         for item in items:
             reading = item.reading
+            identity = reading.identity
             cursor = self.db.execute(
                 "INSERT INTO measurements (identity, kind, source, device_id, device_model, device_user_id,"
                 " user, assignment, taken_at, received_at, readings, vendor_metrics, metrics, refusals, raw)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (identity) DO NOTHING",
                 (
-                    reading.identity, reading.kind, reading.source, reading.device_id, reading.device_model,
+                    identity, reading.kind, reading.source, reading.device_id, reading.device_model,
                     reading.device_user_id, item.user, item.assignment, reading.taken_at.timestamp(),
                     reading.received_at.timestamp(), rows.dumps(reading.values), rows.dumps(reading.vendor_metrics),
                     rows.metrics_text(item.metrics), rows.refusals_text(item.refusals), rows.dumps(reading.raw),
                 ),
             )
-            created = cursor.rowcount == 1
             self.record_device(device_id=reading.device_id, source=reading.source, seen_at=reading.received_at,
                                model=reading.device_model)
-            if created:  # what was just written, without reading it back
-                measurement = Measurement(
-                    id=int(cursor.lastrowid or 0), identity=reading.identity, kind=reading.kind,
-                    source=reading.source, device_id=reading.device_id, device_model=reading.device_model,
-                    user=item.user, assignment=item.assignment, taken_at=reading.taken_at,
-                    received_at=reading.received_at, readings=dict(reading.values), metrics=dict(item.metrics),
-                    refusals=dict(item.refusals), raw=dict(reading.raw),
-                )
-                self._enqueue("measurement", measurement.id, lambda sink, m=measurement: sink.measurement(m, self))
+            if cursor.rowcount == 1:  # what was just written, without reading it back
+                new_id = int(cursor.lastrowid or 0)
+                stored = Stored(new_id, True, lambda item=item, identity=identity, new_id=new_id:
+                                _new_measurement(item, identity, new_id))
+                if self.sinks:
+                    measurement = stored.measurement
+                    self._enqueue("measurement", measurement.id, lambda sink, m=measurement: sink.measurement(m, self))
             else:
                 row = self.db.execute(f"SELECT {rows.COLUMNS} FROM measurements WHERE identity = ?",
-                                      (reading.identity,)).fetchone()
-                measurement = rows.measurement(row)
-            results.append(Stored(measurement, created))
+                                      (identity,)).fetchone()
+                stored = Stored(row[0], False, lambda row=row: rows.measurement(row))
+            results.append(stored)
         return results
 
     def revise(self, measurement_id: int, item: NewMeasurement) -> Measurement:
@@ -280,16 +301,7 @@ class Tx(Reader):
     ) -> None:
         """Note what the device said about itself; battery and firmware are kept as history too."""
         when = seen_at.timestamp()
-        self.db.execute(
-            "INSERT INTO devices (device_id, source, model, firmware, battery_pct, manufacturing_id,"
-            " first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (device_id) DO UPDATE SET"
-            " model = coalesce(excluded.model, model), firmware = coalesce(excluded.firmware, firmware),"
-            " battery_pct = coalesce(excluded.battery_pct, battery_pct),"
-            " manufacturing_id = coalesce(excluded.manufacturing_id, manufacturing_id),"
-            " first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen)",
-            (device_id, source, model, firmware, battery_pct, manufacturing_id, when, when),
-        )
+        self._upsert_device(device_id, source, model, firmware, battery_pct, manufacturing_id, when, when)
         if firmware is None and battery_pct is None:
             return
         cursor = self.db.execute(
@@ -301,6 +313,19 @@ class Tx(Reader):
             report = DeviceReport(int(cursor.lastrowid or 0), device_id, row[0], row[1], seen_at, firmware,
                                   battery_pct)
             self._enqueue("device", report.id, lambda sink: sink.device(report, self))
+
+    def _upsert_device(self, device_id: str, source: str, model: str | None, firmware: str | None,
+                       battery_pct: float | None, manufacturing_id: str | None, first: float, last: float) -> None:
+        self.db.execute(
+            "INSERT INTO devices (device_id, source, model, firmware, battery_pct, manufacturing_id,"
+            " first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (device_id) DO UPDATE SET"
+            " model = coalesce(excluded.model, model), firmware = coalesce(excluded.firmware, firmware),"
+            " battery_pct = coalesce(excluded.battery_pct, battery_pct),"
+            " manufacturing_id = coalesce(excluded.manufacturing_id, manufacturing_id),"
+            " first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen)",
+            (device_id, source, model, firmware, battery_pct, manufacturing_id, first, last),
+        )
 
     # -- outbox ---------------------------------------------------------------------------------
 
