@@ -127,10 +127,21 @@ class Pipeline:
         latest = await self.journal.read(lambda reader: {slug: reader.latest_weight(slug) for slug in slugs})
         self.latest_weights = {slug: weight for slug, weight in latest.items() if weight is not None}
 
-    def _decide(self, tx: Reader, reading: Reading, assignment: Assignment) -> NewMeasurement:
+    def _decide(self, tx: Reader, reading: Reading, assignment: Assignment,
+                calibrations: dict[str, Calibration | None] | None = None) -> NewMeasurement:
+        """`calibrations`: those read so far in this job, by person (a job of many weigh-ins reads each
+        person's once; nothing else changes it while the job runs)."""
         person = self.config.person(assignment.user) if assignment.user else None
-        text = tx.meta_get(CALIBRATION_KEY.format(slug=person.slug)) if person else None
-        metrics, refusals = composition_for(reading, person, Calibration.from_text(text) if text else None)
+        calibration = None
+        if person is not None:
+            if calibrations is not None and person.slug in calibrations:
+                calibration = calibrations[person.slug]
+            else:
+                text = tx.meta_get(CALIBRATION_KEY.format(slug=person.slug))
+                calibration = Calibration.from_text(text) if text else None
+                if calibrations is not None:
+                    calibrations[person.slug] = calibration
+        metrics, refusals = composition_for(reading, person, calibration)
         return NewMeasurement(reading=reading, user=assignment.user, metrics=metrics, refusals=refusals,
                               assignment=assignment.how)
 
@@ -171,11 +182,25 @@ class Pipeline:
 
     # -- history brought in from elsewhere --------------------------------------------------------
 
-    def _import_one(self, tx: Tx, item: Imported, rule: MergeRule) -> ImportResult:
+    def _import_chunk(self, tx: Tx, items: Sequence[Imported], rule: MergeRule) -> list[ImportResult]:
+        """One job: the chunk's records imported before are looked up together, each person's
+        calibration read once, each device updated once, and what was imported remembered together."""
+        known = imports.imported(tx.db, [item.reading.identity for item in items])
+        calibrations: dict[str, Calibration | None] = {}
+        remembered: list[tuple[str, int]] = []
+        with tx.devices_noted():
+            results = [self._import_one(tx, item, rule, known, calibrations, remembered) for item in items]
+        imports.remember(tx.db, remembered)
+        return results
+
+    def _import_one(self, tx: Tx, item: Imported, rule: MergeRule, known: dict[str, int],
+                    calibrations: dict[str, Calibration | None], remembered: list[tuple[str, int]]) -> ImportResult:
+        """`known`: identities imported before, this chunk's included (kept current here)."""
         reading = item.reading
-        known = imports.already_imported(tx.db, reading.identity)
-        if known is not None:
-            return ImportResult(item, "unchanged", known)
+        identity = reading.identity
+        known_id = known.get(identity)
+        if known_id is not None:
+            return ImportResult(item, "unchanged", known_id)
         if item.user is not None:
             assignment = Assignment(item.user, "import")
         else:
@@ -189,11 +214,13 @@ class Pipeline:
             if added:
                 stored, how = self._reading(tx, target)
                 user = tx.measurement(target).user  # type: ignore[union-attr]
-                tx.revise(target, self._decide(tx, stored, Assignment(user, how)))
-            imports.remember(tx.db, reading.identity, target)
+                tx.revise(target, self._decide(tx, stored, Assignment(user, how), calibrations))
+            known[identity] = target
+            remembered.append((identity, target))
             return ImportResult(item, "merged" if added else "unchanged", target)
-        (result,) = tx.insert([self._decide(tx, reading, assignment)])
-        imports.remember(tx.db, reading.identity, result.id)
+        (result,) = tx.insert([self._decide(tx, reading, assignment, calibrations)])
+        known[identity] = result.id
+        remembered.append((identity, result.id))
         return ImportResult(item, "new" if result.created else "unchanged", result.id)
 
     def preview_import(self, reader: Reader | None, items: Sequence[Imported], rule: MergeRule,
@@ -211,7 +238,7 @@ class Pipeline:
             weight = reading.values.get("weight_kg")
             outcome = seen.outcome(rule, reading.identity, user, reading.device_id, reading.taken_at, weight)
             if outcome is None and reader is not None:
-                known = imports.already_imported(reader.db, reading.identity)
+                known = imports.imported(reader.db, [reading.identity]).get(reading.identity)
                 target = None if known is not None else imports.same_weigh_in(
                     reader.db, rule, user=user, device_id=reading.device_id, taken_at=reading.taken_at,
                     weight_kg=weight)
@@ -236,7 +263,7 @@ class Pipeline:
             if problem is not None:
                 refused[index] = problem[1]
         accepted = [item for index, item in enumerate(items) if index not in refused]
-        stored = iter(await self.journal.write(lambda tx: [self._import_one(tx, item, rule) for item in accepted]))
+        stored = iter(await self.journal.write(lambda tx: self._import_chunk(tx, accepted, rule)))
         results = [ImportResult(item, "skipped", 0, refused[index]) if index in refused else next(stored)
                    for index, item in enumerate(items)]
         if any(result.outcome in ("new", "merged") for result in results):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -58,13 +59,24 @@ class Preview:
         return None
 
 
-def already_imported(db: sqlite3.Connection, identity: str) -> int | None:
-    row = db.execute("SELECT measurement_id FROM imports WHERE identity = ?", (identity,)).fetchone()
-    return None if row is None else int(row[0])
+# Identities per query (SQLite caps the variables of a statement).
+IDENTITIES_PER_QUERY = 500
 
 
-def remember(db: sqlite3.Connection, identity: str, measurement_id: int) -> None:
-    db.execute("INSERT OR IGNORE INTO imports (identity, measurement_id) VALUES (?, ?)", (identity, measurement_id))
+def imported(db: sqlite3.Connection, identities: Sequence[str]) -> dict[str, int]:
+    """The measurement each of `identities` imported before became or was merged into (those never
+    imported are absent), looked up together."""
+    found: dict[str, int] = {}
+    for start in range(0, len(identities), IDENTITIES_PER_QUERY):
+        chunk = identities[start:start + IDENTITIES_PER_QUERY]
+        found.update(db.execute(f"SELECT identity, measurement_id FROM imports WHERE identity IN"
+                                f" ({','.join('?' * len(chunk))})", chunk))
+    return found
+
+
+def remember(db: sqlite3.Connection, imported: Iterable[tuple[str, int]]) -> None:
+    """Note (identity, measurement id) pairs as imported."""
+    db.executemany("INSERT OR IGNORE INTO imports (identity, measurement_id) VALUES (?, ?)", imported)
 
 
 def same_weigh_in(

@@ -228,6 +228,7 @@ class Tx(Reader):
         super().__init__(db)
         self.sinks = dict(sinks)
         self.queued = False  # an item was queued for a sink since the last commit
+        self._noted: dict[str, list] | None = None  # devices seen, by id, while `devices_noted` runs
 
     def _enqueue(self, item: str, item_id: int, render: Callable[[Renderer], str | None],
                  retract: Callable[[Renderer], dict[str, str] | None] | None = None) -> None:
@@ -253,8 +254,7 @@ class Tx(Reader):
                     rows.metrics_text(item.metrics), rows.refusals_text(item.refusals), rows.dumps(reading.raw),
                 ),
             )
-            self.record_device(device_id=reading.device_id, source=reading.source, seen_at=reading.received_at,
-                               model=reading.device_model)
+            self._reading_seen(reading)
             if cursor.rowcount == 1:  # what was just written, without reading it back
                 new_id = int(cursor.lastrowid or 0)
                 stored = Stored(new_id, True, lambda item=item, identity=identity, new_id=new_id:
@@ -326,6 +326,37 @@ class Tx(Reader):
             " first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen)",
             (device_id, source, model, firmware, battery_pct, manufacturing_id, first, last),
         )
+
+    def _reading_seen(self, reading: Reading) -> None:
+        """A reading's device was seen: now, or noted for the end of `devices_noted`."""
+        noted = self._noted
+        if noted is None:
+            self.record_device(device_id=reading.device_id, source=reading.source, seen_at=reading.received_at,
+                               model=reading.device_model)
+            return
+        when = reading.received_at.timestamp()
+        seen = noted.get(reading.device_id)
+        if seen is None:
+            noted[reading.device_id] = [reading.source, reading.device_model, when, when]
+            return
+        if reading.device_model is not None:  # the latest model named wins, as one update after another
+            seen[1] = reading.device_model
+        seen[2] = min(seen[2], when)
+        seen[3] = max(seen[3], when)
+
+    @contextlib.contextmanager
+    def devices_noted(self) -> Iterator[None]:
+        """Within the block, the devices of inserted readings are noted, and each is written once when
+        it ends, with its earliest and latest moments: a chunk of an import (500 weigh-ins of a few
+        devices) updates a few rows, not 500. The rows come out as the updates one by one would leave
+        them (source of the first, latest model named, earliest and latest moments)."""
+        self._noted = {}
+        try:
+            yield
+            for device_id, (source, model, first, last) in self._noted.items():
+                self._upsert_device(device_id, source, model, None, None, None, first, last)
+        finally:
+            self._noted = None
 
     # -- outbox ---------------------------------------------------------------------------------
 

@@ -94,6 +94,43 @@ async def test_device_state_keeps_the_last_known_values_and_history(journal: Jou
         assert [report.battery_pct for report in reader.device_reports()] == [69, 41]
 
 
+def test_devices_noted_during_a_job_end_as_they_would_one_update_after_another(tmp_path: Path) -> None:
+    """An import notes its readings' devices and writes each once; the rows are the same as one update per
+    reading would leave, whatever order the moments and models came in, for devices new and known."""
+
+    def seen(device: str, model: str | None, minutes: int, source: str = "import") -> NewMeasurement:
+        at = T0 + timedelta(minutes=minutes)
+        return NewMeasurement(Reading(source=source, device_id=device, device_model=model, taken_at=at,
+                                      received_at=at, values={"weight_kg": 70.0 + minutes}), None, {}, {})
+
+    batch = [seen("a", None, 5), seen("a", "Zepp", -3), seen("b", "S400", 9, "withings"), seen("a", None, 20),
+             seen("a", "Mi Scale", 1), seen("b", None, 2), seen("c", None, 4)]
+    states = []
+    for noted in (False, True):
+        journal = Journal(tmp_path / f"noted-{noted}.sqlite")
+        journal.call(lambda tx: tx.record_device(device_id="b", source="ble", seen_at=T0, model="old",
+                                                 firmware="7"))
+
+        def job(tx: Tx, noted: bool = noted) -> None:
+            if not noted:
+                for one in batch:
+                    tx.insert([one])
+                return
+            with tx.devices_noted():
+                for one in batch:
+                    tx.insert([one])
+
+        journal.call(job)
+        with journal.reader() as reader:
+            states.append(reader.devices())
+        journal.close()
+    assert states[0] == states[1]
+    by_id = {state.device_id: state for state in states[1]}
+    assert (by_id["a"].model, by_id["a"].first_seen, by_id["a"].last_seen) == (
+        "Mi Scale", T0 - timedelta(minutes=3), T0 + timedelta(minutes=20))
+    assert (by_id["b"].source, by_id["b"].model, by_id["b"].firmware) == ("ble", "S400", "7")
+
+
 def test_durable_jobs_commit_with_fsync_and_bookkeeping_without(journal: Journal) -> None:
     def synchronous(tx: Tx) -> int:
         return int(tx.db.execute("PRAGMA synchronous").fetchone()[0])
