@@ -49,7 +49,7 @@ VENDOR = "vendor"
 METHOD_NAMES = (*METHODS, VENDOR)
 
 # Masses that are part of the body and so lie strictly between zero and the body weight.
-_MASSES = (
+_MASSES = frozenset({
     "fat_mass_kg",
     "fat_free_mass_kg",
     "muscle_mass_kg",
@@ -57,8 +57,9 @@ _MASSES = (
     "bone_mass_kg",
     "extracellular_water_kg",
     "intracellular_water_kg",
-)
-_PERCENTAGES = ("water_pct", "protein_pct")
+})
+_PERCENTAGES = frozenset({"water_pct", "protein_pct"})
+_METRIC_NAMES = frozenset(METRIC_UNITS)
 _FAT_TRIO = ("body_fat_pct", "fat_mass_kg", "fat_free_mass_kg")
 # The Zepp app caps body fat at 75 % (body-composition.md §3.2), and shows that cap; it is kept.
 MAX_FAT_PCT = 75.0
@@ -100,7 +101,7 @@ def compose(
 
     sheet = anthropometric.compose(weight, profile, options)
     if chosen == VENDOR:
-        unknown = sorted(set(vendor_metrics or {}) - set(METRIC_UNITS))
+        unknown = sorted(set(vendor_metrics or {}) - _METRIC_NAMES)
         if unknown:
             raise ValueError(f"unknown vendor metric names {unknown}; known: {sorted(METRIC_UNITS)}")
         if not vendor_metrics:
