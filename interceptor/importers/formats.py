@@ -23,10 +23,13 @@ class Format:
     looks_like: Callable[[Data, list[str] | None], bool]
     read: Reader
     names_people: bool = False  # rows say whose they are (a height, a name); else one file, one person
+    # The rows `read` yields (or its FormatError), found without mapping them, for formats whose rows
+    # can only become records or refusals; else the rows are read to be counted.
+    count: Callable[[Data, str, ReadOptions], int] | None = None
 
 
 FORMATS = (
-    Format(zepp.NAME, zepp.TITLE, "zepp-life", zepp.looks_like, zepp.read, names_people=True),
+    Format(zepp.NAME, zepp.TITLE, "zepp-life", zepp.looks_like, zepp.read, names_people=True, count=zepp.count),
     Format(withings.NAME, withings.TITLE, "withings-export", withings.looks_like, withings.read),
     Format(fitbit.NAME, fitbit.TITLE, "fitbit", fitbit.looks_like, fitbit.read),
     Format(mifitness.NAME, mifitness.TITLE, "mi-fitness", mifitness.looks_like, mifitness.read),
@@ -70,3 +73,12 @@ def read(format_name: str, data: Data, name: str, options: ReadOptions,
     if format_name == withings.NAME:
         return withings.read(data, name, options, other)
     return BY_NAME[format_name].read(data if is_zip(data) else bytes(data), name, options)  # type: ignore[return-value]
+
+
+def count(format_name: str, data: Data, name: str, options: ReadOptions) -> int | None:
+    """The rows `read` would yield (or its FormatError), for a format that can count them without
+    mapping them; None for the others."""
+    counter = BY_NAME[format_name].count
+    if counter is None or (is_zip(data) and format_name not in ZIPPED):
+        return None
+    return counter(data if is_zip(data) else bytes(data), name, options)

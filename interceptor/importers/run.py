@@ -70,8 +70,9 @@ def rows(source: Source, options: ReadOptions, now: datetime) -> Iterator[Record
 
 def check(source: Source, options: ReadOptions, now: datetime) -> int:
     """Read the whole file once, keeping nothing: the number of rows, or the FormatError that makes
-    it unimportable."""
-    return sum(1 for _ in rows(source, options, now))
+    it unimportable (without mapping the rows, for a format that can count them so)."""
+    counted = formats.count(source.format, source.data, source.label, options)
+    return sum(1 for _ in rows(source, options, now)) if counted is None else counted
 
 
 def items(source: Source, options: ReadOptions, people: People, now: datetime, summary: Summary,

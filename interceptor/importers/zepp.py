@@ -59,15 +59,22 @@ def _when(cell: str, options: ReadOptions) -> datetime:
     return moment(stripped, options.zone)
 
 
-def read_csv(data: bytes, name: str, options: ReadOptions) -> Iterator[Row]:
+def _body(data: bytes, name: str) -> tuple[dict[str, int], int, Iterator[tuple[int, list[str]]]]:
+    """The header's columns, the time column, and the rows after the header; FormatError for a file
+    that is not a BODY file. ({} and no rows for an empty file.)"""
     rows = csv_rows(data, name, delimiters=",")
     first = next(rows, None)
     if first is None:
-        return
+        return {}, 0, iter(())
     header = columns(first[1])
     time_index = next((header[key] for key in TIME_COLUMNS if key in header), None)
     if time_index is None or "weight" not in header:
         raise FormatError(f"{name}: not a Zepp Life BODY file (no time and weight columns in the header)")
+    return header, time_index, rows
+
+
+def read_csv(data: bytes, name: str, options: ReadOptions) -> Iterator[Row]:
+    header, time_index, rows = _body(data, name)
     layout = c.layout_of(header, TABLE)
     height_index = header.get("height")
     for line, cells in rows:
@@ -89,14 +96,25 @@ def read_csv(data: bytes, name: str, options: ReadOptions) -> Iterator[Row]:
         yield Record(where, taken_at, values, vendor, Who(height_cm=height or None))
 
 
-def read(data: Data, name: str, options: ReadOptions) -> Iterator[Row]:
-    """Every BODY file of the export zip (or one BODY csv given alone)."""
+def _files(data: Data, name: str, options: ReadOptions) -> Iterator[tuple[bytes, str]]:
+    """Every BODY file of the export zip (or one BODY csv given alone), with its name."""
     if not is_zip(data):
-        yield from read_csv(bytes(data), name, options)
+        yield bytes(data), name
         return
     archive = Archive(data, name, options.password)
     members = archive.matching(is_member)
     if not members:
         raise FormatError(f"{name}: a zip without BODY/BODY_*.csv; not a Zepp Life export")
     for member in members:
-        yield from read_csv(archive.read(member), f"{name}: {member}", options)
+        yield archive.read(member), f"{name}: {member}"
+
+
+def read(data: Data, name: str, options: ReadOptions) -> Iterator[Row]:
+    for content, label in _files(data, name, options):
+        yield from read_csv(content, label, options)
+
+
+def count(data: Data, name: str, options: ReadOptions) -> int:
+    """The rows `read` yields, or the FormatError it raises, without reading them: a row's cells become
+    a record or a refusal, never an error about the file."""
+    return sum(sum(1 for _ in _body(content, label)[2]) for content, label in _files(data, name, options))

@@ -4,6 +4,7 @@ or raises FormatError naming the file; never anything else."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -22,10 +23,21 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+def _counted(call: Callable[[], int]) -> int | str:
+    try:
+        return call()
+    except FormatError as error:
+        return str(error)
+
+
 def read_as(data: bytes, format_name: str | None) -> None:
-    """Read `data` as detected (or as `format_name`); every outcome must be one a user can act on."""
+    """Read `data` as detected (or as `format_name`); every outcome must be one a user can act on. The
+    check before an import (which may count rows without mapping them) finds as many rows as reading
+    them does, or the same FormatError."""
     try:
         for source in run.sources([(NAME, data)], format_name):
+            assert _counted(lambda source=source: run.check(source, OPTIONS, NOW)) == _counted(
+                lambda source=source: sum(1 for _ in run.rows(source, OPTIONS, NOW)))
             for row in run.rows(source, OPTIONS, NOW):
                 assert isinstance(row, Record | Refusal | Ignored)
                 if isinstance(row, Refusal):
@@ -67,3 +79,19 @@ def test_text_exports_in_another_encoding_are_read_or_refused(seed: bytes, encod
 def test_rows_of_random_cells_are_refused_row_by_row(seed: bytes, cells: list[str]) -> None:
     header = seed.decode("utf-8-sig").splitlines()[0]
     read_as(f"{header}\n{','.join(cells)}\n".encode(), None)
+
+
+ZEPP_HEADERS = ["time,weight,height,bmi,fatRate,bodyWaterRate,boneMass,metabolism,muscleRate,visceralFat",
+                "timestamp,weight,height,bmi,fatRate,bodyWaterRate,boneMass,metabolism,muscleRate,visceralFat,impedance",
+                "time,height,fatRate,bodyWaterRate"]
+ZEPP_CELLS = st.sampled_from(["2021-02-05 00:30:20+0000", "1612485020", "null", "", "70.5", "0", "165", "abc", '"',
+                              '"a,b"', "-3", "1e400", "2021-13-45 99:99:99"]) | st.text(max_size=6)
+
+
+@FUZZ
+@given(st.sampled_from(ZEPP_HEADERS), st.lists(st.lists(ZEPP_CELLS, max_size=12), max_size=6),
+       st.sampled_from(["\n", "\r\n"]), st.booleans())
+def test_zepp_body_files_are_counted_as_they_are_read(header: str, rows: list[list[str]], newline: str,
+                                                      bom: bool) -> None:
+    text = newline.join([header, *(",".join(row) for row in rows)]) + newline
+    read_as(("\ufeff" if bom else "").encode() + text.encode(), "zepp")
