@@ -18,7 +18,7 @@ from interceptor.composition.core import (
     Profile,
     Sheet,
 )
-from interceptor.model import METRIC_UNITS, Metric
+from interceptor.model import METRIC_NAMES, METRIC_UNITS, Metric
 
 MethodFunction = Callable[[float, Mapping[str, float], Profile, Options], Sheet]
 
@@ -59,7 +59,6 @@ _MASSES = frozenset({
     "intracellular_water_kg",
 })
 _PERCENTAGES = frozenset({"water_pct", "protein_pct"})
-_METRIC_NAMES = frozenset(METRIC_UNITS)
 _FAT_TRIO = ("body_fat_pct", "fat_mass_kg", "fat_free_mass_kg")
 # The Zepp app caps body fat at 75 % (body-composition.md §3.2), and shows that cap; it is kept.
 MAX_FAT_PCT = 75.0
@@ -101,7 +100,7 @@ def compose(
 
     sheet = anthropometric.compose(weight, profile, options)
     if chosen == VENDOR:
-        unknown = sorted(set(vendor_metrics or {}) - _METRIC_NAMES)
+        unknown = sorted(set(vendor_metrics or {}) - METRIC_NAMES)
         if unknown:
             raise ValueError(f"unknown vendor metric names {unknown}; known: {sorted(METRIC_UNITS)}")
         if not vendor_metrics:
