@@ -15,18 +15,17 @@ import hashlib
 import io
 import json
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import jinja2
 from aiohttp import web
 
 from interceptor import __version__
 from interceptor.config import Config, Person
-from interceptor.dns.answers import InterceptLog
 from interceptor.listing import write_csv
 from interceptor.model import Measurement
 from interceptor.pipeline import Pipeline
@@ -37,6 +36,11 @@ from interceptor.store.measurements import GUEST, Filter
 from interceptor.web import params, views, words
 from interceptor.web.access import SESSION, Access, refusal, security_headers
 from interceptor.web.params import BadInput
+
+if TYPE_CHECKING:  # imported when used: idle memory of `serve` (jinja2 with the first page; dnslib with DNS)
+    import jinja2
+
+    from interceptor.dns.answers import InterceptLog
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +82,27 @@ class WebPage:
         self.css = _static("app.css")
         self.css_path = f"/static/app-{hashlib.sha256(self.css).hexdigest()[:12]}.css"
         self.icon = _static("favicon.svg")
-        self.templates = jinja2.Environment(
-            loader=jinja2.PackageLoader("interceptor.web", "templates"), autoescape=True,
-            trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
-        self.templates.globals.update(version=__version__, css_path=self.css_path, ago=words.ago,
-                                      password_required=access.password_required)
-        for name in self.templates.list_templates():  # compiled now, not while a phone waits
-            self.templates.get_template(name)
+        self._templates: jinja2.Environment | None = None
+        self._templates_made = threading.Lock()
+
+    @property
+    def templates(self) -> jinja2.Environment:
+        """Made for the first page someone asks for, not at start: jinja2 and the compiled templates
+        are memory a box that mostly answers scales holds only once the page is used. All are
+        compiled then, on the reader thread rendering that first page, not one per later page."""
+        with self._templates_made:
+            if self._templates is None:
+                import jinja2
+
+                templates = jinja2.Environment(
+                    loader=jinja2.PackageLoader("interceptor.web", "templates"), autoescape=True,
+                    trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+                templates.globals.update(version=__version__, css_path=self.css_path, ago=words.ago,
+                                         password_required=self.access.password_required)
+                for name in templates.list_templates():
+                    templates.get_template(name)
+                self._templates = templates
+            return self._templates
 
     def routes(self) -> list[web.RouteDef]:
         return [

@@ -12,12 +12,11 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from interceptor import __version__
 from interceptor.config import Config, Person
-from interceptor.dns.answers import Answered
 from interceptor.model import METRIC_UNITS, DeviceState, Measurement, Metric, iso_utc, utc_from_unix
 from interceptor.store import household
 from interceptor.store.database import open_reader
@@ -26,6 +25,9 @@ from interceptor.store.journal import Reader
 from interceptor.store.measurements import GUEST, Filter
 from interceptor.web import chart, words
 from interceptor.web.params import RANGES, since
+
+if TYPE_CHECKING:  # dnslib is loaded with the DNS responder, not for the page
+    from interceptor.dns.answers import Answered
 
 TABLE_ROWS = 30  # a phone's worth; older ones are a link away
 UNCLAIMED_ROWS = 50

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -357,3 +358,12 @@ async def test_health_shows_what_the_dns_responder_told_the_scale(tmp_path: Path
         "127.0.0.1", "scalews.withings.net", "A", ["192.168.1.10"])
     assert any("asked for scalews.withings.net" in v["text"] and "192.168.1.10" in v["text"] and v["ok"]
                for v in health["verdicts"])
+
+
+def test_serve_loads_the_template_engine_and_the_dns_library_only_when_used() -> None:
+    """Idle memory of `serve` (issue 10's floor is 60 MB): jinja2 comes with the first page someone asks
+    for (the tests above render every page), dnslib with the DNS responder."""
+    code = ("import sys, interceptor.serve, interceptor.web.server, interceptor.web.app;"
+            " print(sorted({'jinja2', 'dnslib'} & set(sys.modules)))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]", loaded.stdout
