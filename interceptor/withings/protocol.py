@@ -399,9 +399,19 @@ def new_once() -> str:
 
 
 def new_session_id() -> str:
-    """`NNNN-8hex-8hex`, the 2010–2014 shape (§1.3); short, like the originals, for fixed firmware buffers."""
-    digits = secrets.token_hex(8)
-    return f"{1000 + secrets.randbelow(9000)}-{digits[:8]}-{digits[8:]}"
+    """`NNNN-8hex-8hex`, the 2010–2014 shape (§1.3); short, like the originals, for fixed firmware buffers.
+    The number and the digits come from one call to the system's random source (`randbelow` made one
+    or two more): two bytes give 0..65535, kept below 63,000 so that each of 1000..9999 is as likely."""
+    while True:
+        random_bytes = secrets.token_bytes(10)
+        number = int.from_bytes(random_bytes[:2], "big")
+        if number < _SESSION_NUMBERS * (65536 // _SESSION_NUMBERS):
+            break
+    digits = random_bytes[2:].hex()
+    return f"{1000 + number % _SESSION_NUMBERS}-{digits[:8]}-{digits[8:]}"
+
+
+_SESSION_NUMBERS = 9000  # 1000..9999
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,7 @@ class WithingsCloud:
         self.sessions: OrderedDict[str, Session] = OrderedDict()
         self._transition: tuple[protocol.ClockTransition, datetime, datetime] | None = None  # valid from, until
         self._user_created: dict[str, int] = {}
+        self._users: tuple[tuple[tuple[float, float, int], ...], list[protocol.ScaleUser]] | None = None
 
     def clock_transition(self, now: datetime) -> protocol.ClockTransition:
         """Recomputed hourly, and at once when the announced change has passed."""
@@ -240,19 +241,22 @@ class WithingsCloud:
             lambda tx: {slug: int(tx.meta(f"withings.user_created.{slug}", now)) for slug in slugs})
 
     def _scale_users(self, now: datetime) -> list[protocol.ScaleUser]:
-        users = []
-        for person in self.config.users:
-            users.append(protocol.ScaleUser(
-                id=withings_user_id(person),
-                short_name=person.short_name,
-                weight_kg=self.pipeline.latest_weights.get(person.slug, 0.0),
-                height_m=person.height_cm / 100,
-                # As sent (in tenths): the same users from session to session share one reply text.
-                age_years=round(age_in_years(person.birth_date, now), 1),
-                sex=0 if person.sex == "male" else 1,
-                fm=self.config.withings.fm,
-                created=self._user_created.get(person.slug, int(now.timestamp())),
-            ))
+        """The household as the scale's user list: the same objects from session to session while
+        everyone's age (in tenths of years, as sent) and latest weight stay the same."""
+        weights = self.pipeline.latest_weights
+        changing = tuple((round(age_in_years(person.birth_date, now), 1), weights.get(person.slug, 0.0),
+                          self._user_created.get(person.slug, int(now.timestamp()))) for person in self.config.users)
+        if self._users is not None and self._users[0] == changing:
+            return self._users[1]
+        users = [
+            protocol.ScaleUser(
+                id=withings_user_id(person), short_name=person.short_name, weight_kg=weight,
+                height_m=person.height_cm / 100, age_years=age, sex=0 if person.sex == "male" else 1,
+                fm=self.config.withings.fm, created=created,
+            )
+            for person, (age, weight, created) in zip(self.config.users, changing, strict=True)
+        ]
+        self._users = (changing, users)
         return users
 
     async def measure(self, request: web.Request, form: dict[str, str], outcome: Outcome) -> web.StreamResponse:
