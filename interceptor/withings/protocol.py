@@ -162,12 +162,18 @@ def _json_field(form: dict[str, str], name: str) -> Any:
 
 
 def _mac(value: str, name: str) -> str:
-    from interceptor.config import normalise_mac  # config owns the one MAC spelling
-
-    mac = normalise_mac(value)
+    mac = _normalised_mac(value)
     if mac is None:
         raise ProtocolError(f"field {name!r} is not a MAC address: {value[:40]!r}")
     return mac
+
+
+@functools.lru_cache(maxsize=256)
+def _normalised_mac(value: str) -> str | None:
+    """A household's few scales send the same MAC in every request: each spelling is checked once."""
+    from interceptor.config import normalise_mac  # config owns the one MAC spelling
+
+    return normalise_mac(value)
 
 
 @dataclass(frozen=True)
@@ -181,7 +187,7 @@ class SessionNew:
     extra: dict[str, str]
 
 
-SESSION_NEW_FIELDS = ("action", "auth", "hash", "mfgid", "currentfw", "batterylvl")
+SESSION_NEW_FIELDS = frozenset({"action", "auth", "hash", "mfgid", "currentfw", "batterylvl"})
 
 
 def parse_session_new(form: dict[str, str]) -> SessionNew:
