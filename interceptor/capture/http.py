@@ -239,7 +239,8 @@ class MessageParser:
                 return None
             method, target, version = parts
         else:
-            if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit() or len(parts[1]) != 3:
+            if (len(parts) < 2 or not parts[0].startswith("HTTP/1.") or len(parts[1]) != 3
+                    or not _ascii_digits(parts[1])):
                 return None
             version, status, reason = parts[0], int(parts[1]), parts[2] if len(parts) == 3 else ""
         headers: list[tuple[str, str]] = []
@@ -270,7 +271,7 @@ class MessageParser:
             self._framing, self._state = "chunked", "chunk-size"
         elif "content-length" in headers:
             values = {value.strip() for value in headers["content-length"].split(",")}
-            if len(values) != 1 or not next(iter(values)).isdigit():
+            if len(values) != 1 or not _ascii_digits(next(iter(values))):
                 return None
             length = int(next(iter(values)))
             if length > MAX_BODY_BYTES:
@@ -392,3 +393,8 @@ class MessageParser:
             self.notes.append(text)
         elif len(self.notes) == MAX_NOTES:
             self.notes.append(f"more problems in this {self.kind} stream are not listed")
+
+
+def _ascii_digits(text: str) -> bool:
+    """0-9 only: `str.isdigit` also takes a head's Latin-1 superscripts ("\u00b2"), which `int` refuses."""
+    return text.isascii() and text.isdigit()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import itertools
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -91,3 +92,12 @@ def test_the_http_parser_takes_any_bytes_without_failing(data: bytes, kind: str)
     parser.gap(10)
     parser.feed(data[::-1], 1.0)
     parser.eof()
+
+
+@pytest.mark.parametrize("head", [b"HTTP/1.1 200 OK\r\nContent-Length: \xb2134\r\n\r\n",
+                                  b"HTTP/1.1 \xb200 OK\r\nContent-Length: 0\r\n\r\n"])
+def test_a_superscript_digit_in_a_status_or_length_is_not_a_number(head: bytes) -> None:
+    """Found by the mutation test above: a head is Latin-1, where "\u00b2" is a digit to `str.isdigit`."""
+    parser = MessageParser("response")
+    messages = parser.feed(head + b"body", 0.0) + parser.eof()  # no ValueError out of int()
+    assert not any(message.complete for message in messages)
