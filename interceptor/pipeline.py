@@ -21,7 +21,7 @@ from interceptor.config import Config, Person
 from interceptor.model import METRIC_UNITS, Measurement, Metric, Reading
 from interceptor.store import imports
 from interceptor.store.imports import MergeRule
-from interceptor.store.journal import Filter, Journal, NewMeasurement, Reader, Stored, Tx
+from interceptor.store.journal import FIRST, Filter, Journal, NewMeasurement, Position, Reader, Stored, Tx
 from interceptor.store.measurements import GUEST
 from interceptor.users import RECENT_WEIGHINS, Assignment, age_in_years, assign_user
 
@@ -320,14 +320,14 @@ class Pipeline:
             raise LookupError(f"{slug!r} is not in the household")
         where = Filter(user=slug, since=since, kind="body")
 
-        def chunk(tx: Tx, after: int) -> tuple[int, int]:
-            ids = tx.ids(where, after=after, limit=RECOMPUTE_CHUNK)
-            for identifier in ids:  # keep how each was attributed: by hand stays by hand
+        def chunk(tx: Tx, after: Position) -> tuple[int, Position]:
+            page = tx.page(where, after=after, limit=RECOMPUTE_CHUNK)
+            for _, identifier in page:  # keep how each was attributed: by hand stays by hand
                 reading, how = self._reading(tx, identifier)
                 tx.revise(identifier, self._decide(tx, reading, Assignment(slug, how)))
-            return len(ids), ids[-1] if ids else after
+            return len(page), page[-1] if page else after
 
-        done, last = 0, 0
+        done, last = 0, FIRST
         while True:
             count, last = await self.journal.write(lambda tx, after=last: chunk(tx, after))
             if not count:

@@ -20,7 +20,7 @@ from interceptor.garmin import library
 from interceptor.garmin.library import GarminError, NotInstalled
 from interceptor.garmin.tokens import TokenStore
 from interceptor.garmin.uploader import NOTHING, Outcome, Uploader
-from interceptor.store.journal import Filter, Journal
+from interceptor.store.journal import FIRST, Filter, Journal
 
 
 def _person(config: Config, slug: str | None) -> str:
@@ -92,13 +92,14 @@ class _Stopped(Exception):
 
 async def _upload(journal: Journal, uploader: Uploader, where: Filter, dry_run: bool) -> Outcome:
     """The person's weigh-ins, one file of at most 200 at a time (flat memory, whatever the history)."""
-    done, after = NOTHING, 0
+    done, after = NOTHING, FIRST
     try:
-        while ids := await journal.read(lambda reader, last=after: reader.ids(where, after=last, limit=MAX_PER_FILE)):
+        while page := await journal.read(lambda reader, last=after: reader.page(where, after=last, limit=MAX_PER_FILE)):
+            ids = [identifier for _, identifier in page]
             found = await journal.read(lambda reader, chunk=ids: reader.measurements_by_id(chunk))
             done += await uploader.send([found[identifier] for identifier in ids if identifier in found],
                                         dry_run=dry_run)
-            after = ids[-1]
+            after = page[-1]
     except GarminError as error:
         raise _Stopped(error, done) from None
     return done

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from interceptor.model import Metric, Reading
-from interceptor.store.journal import EVERYTHING, UNASSIGNED, Filter, Journal, JournalError, NewMeasurement, Tx
+from interceptor.store.journal import (
+    EVERYTHING, FIRST, UNASSIGNED, Filter, Journal, JournalError, NewMeasurement, Tx,
+)
 
 T0 = datetime(2024, 5, 1, 7, 30, tzinfo=UTC)
 
@@ -77,6 +79,25 @@ async def test_filters_stream_in_time_order_with_indexes(journal: Journal) -> No
                 f"EXPLAIN QUERY PLAN SELECT id FROM measurements {clause} ORDER BY taken_at", parameters))
             assert index in plan, plan
 
+
+
+async def test_a_history_is_walked_page_by_page_each_weigh_in_once_from_the_index(journal: Journal) -> None:
+    # Two scales weigh in at each moment, so pages end between equal times; one is somebody else's.
+    await journal.insert([item(60.0 + index, T0 + timedelta(minutes=index // 2), "fed" if index != 3 else "ann",
+                               device=f"scale-{index % 2}") for index in range(7)])
+    walked, after = [], FIRST
+    with journal.reader() as reader:
+        while page := reader.page(Filter(user="fed", kind="body"), after=after, limit=2):
+            walked.extend(identifier for _, identifier in page)
+            after = page[-1]
+        assert [m.readings["weight_kg"] for m in reader.measurements_by_id(walked).values()] == \
+            [60.0, 61.0, 62.0, 64.0, 65.0, 66.0]
+        assert len(set(walked)) == len(walked) == 6
+        clause, parameters = Filter(user="fed", kind="body").where()
+        plan = " ".join(str(row) for row in reader.db.execute(
+            f"EXPLAIN QUERY PLAN SELECT taken_at, id FROM measurements {clause} AND (taken_at, id) > (?, ?)"
+            " ORDER BY taken_at, id LIMIT 2", [*parameters, *FIRST]))
+        assert "measurements_by_user" in plan and "TEMP B-TREE" not in plan, plan
 
 async def test_device_state_keeps_the_last_known_values_and_history(journal: Journal) -> None:
     def record(at: datetime, **fields: object) -> None:
