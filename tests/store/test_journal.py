@@ -13,7 +13,14 @@ import pytest
 
 from interceptor.model import Metric, Reading
 from interceptor.store.journal import (
-    EVERYTHING, FIRST, UNASSIGNED, Filter, Journal, JournalError, NewMeasurement, Tx,
+    EVERYTHING,
+    FIRST,
+    UNASSIGNED,
+    Filter,
+    Journal,
+    JournalError,
+    NewMeasurement,
+    Tx,
 )
 
 T0 = datetime(2024, 5, 1, 7, 30, tzinfo=UTC)
