@@ -37,6 +37,8 @@ SILENT_AFTER = timedelta(days=7)
 RECENT_REQUESTS = 300  # of the request log's ring, enough for the last conversation of every scale
 RECENT_FRAMES = 2000  # of the BLE frame log (half an hour), for each scale's latest signal strength
 CONVERSATION_GAP_S = 120.0  # requests from one address closer than this are one conversation
+ADDRESS_TYPES = ("A", "AAAA")  # the DNS answers that say where a scale will connect
+DNS_VERDICTS = 5  # clients judged on the page, most recent first; the table below lists every answer
 ASSIGNED_BY = {"device": "the scale's own user", "weight": "closest recent weight", "manual": "claimed by hand",
                "none": "nobody yet", GUEST: "not a household member"}
 EXTRA_METRICS = {"fat": "body_fat_pct", "muscle": "muscle_mass_kg", "water": "water_pct"}
@@ -574,6 +576,29 @@ def _file_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists())
 
 
+def dns_verdicts(asked: list[Answered], now: datetime) -> list[Verdict]:
+    """One verdict per client and name, newest first, judged on its address answers (A and AAAA) only.
+
+    A client that got an address for the name by either type can reach us: an IPv4-only box answers
+    AAAA with no address, and the scale then uses the A answer, so judging the newest answer alone
+    raised a false alarm whenever the AAAA came last. No address at all is a warning unless only
+    AAAA was asked (the same IPv4-only case, not a fault of this box). Other types (HTTPS, TXT) say
+    nothing about where the scale will connect."""
+    by_client: dict[tuple[str, str], list[Answered]] = {}
+    for answer in asked:  # newest first, so each list is too
+        if answer.qtype in ADDRESS_TYPES:
+            by_client.setdefault((answer.client, answer.name), []).append(answer)
+    verdicts = []
+    for (client, name), answers in list(by_client.items())[:DNS_VERDICTS]:
+        carried = [a for a in answers if a.addresses]
+        shown = (carried or answers)[0]
+        told = ", ".join(shown.addresses) or f"no address ({shown.rcode})"
+        ok = bool(carried) or all(a.qtype == "AAAA" for a in answers)
+        verdicts.append(Verdict(ok, f"{client} asked for {name} {words.ago(now.timestamp() - shown.last_seen)}"
+                                    f" ago and was told {told}"))
+    return verdicts
+
+
 def health(reader: Reader, config: Config, now: datetime, sinks: list[str], dns_enabled: bool,
            dns_answers: list[Answered], names: tuple[str, ...]) -> Health:
     zone = config.household.zone
@@ -593,10 +618,7 @@ def health(reader: Reader, config: Config, now: datetime, sinks: list[str], dns_
     asked = [a for a in dns_answers if a.name in names]
     if dns_enabled:
         if asked:
-            newest = asked[0]
-            told = ", ".join(newest.addresses) or f"no address ({newest.rcode})"
-            verdicts.append(Verdict(bool(newest.addresses), f"{newest.client} asked for {newest.name}"
-                                    f" {words.ago(now.timestamp() - newest.last_seen)} ago and was told {told}"))
+            verdicts += dns_verdicts(asked, now)
         else:
             verdicts.append(Verdict(False, f"nobody has asked this DNS responder for {', '.join(names)} since it"
                                            " started: does the router (or the scale) use this box as its DNS?"))
