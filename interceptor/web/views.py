@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from interceptor import __version__
 from interceptor.config import Config, Person
-from interceptor.model import METRIC_UNITS, DeviceState, Measurement, Metric, iso_utc, utc_from_unix
+from interceptor.model import LIVE_SOURCES, METRIC_UNITS, DeviceState, Measurement, Metric, iso_utc, utc_from_unix
 from interceptor.store import household
 from interceptor.store.database import open_reader
 from interceptor.store.household import Cursor
@@ -412,13 +412,30 @@ class Device:
 
 
 @dataclass(frozen=True)
+class Imported:
+    """A source of imported history (an export file, a vendor cloud): not a scale that talks to this box,
+    so no battery, no silence to warn about; what it brought, and when it was last imported."""
+
+    state: DeviceState  # its last_seen is when its weigh-ins were last imported
+    name: str
+    weigh_ins: int
+    last_import_text: str
+
+    def as_json(self) -> dict[str, object]:
+        return {**self.state.as_json(), "name": self.name, "weigh_ins": self.weigh_ins,
+                "last_import_text": self.last_import_text}
+
+
+@dataclass(frozen=True)
 class Devices:
-    devices: list[Device]
+    devices: list[Device]  # the scales speaking now (`model.LIVE_SOURCES`)
+    imported: list[Imported]
     gateway_last_frame: float | None  # when a BLE gateway last delivered a scale frame
     gateway_text: str | None
 
     def as_json(self) -> dict[str, object]:
         return {"devices": [device.as_json() for device in self.devices],
+                "imported": [source.as_json() for source in self.imported],
                 "ble_gateway_last_frame": _iso(self.gateway_last_frame) if self.gateway_last_frame else None}
 
 
@@ -502,30 +519,44 @@ def signals(data_dir: Path) -> tuple[dict[str, int], float | None]:
 
 
 def devices(reader: Reader, config: Config, now: datetime) -> Devices:
+    """Scales speaking now, with what to worry about; imported history apart, since an export file has
+    no battery and falls silent by nature (the Home Assistant and Garmin sinks draw the same line)."""
     talks = {c.device_id: c for c in conversations(config.data_dir) if c.device_id}
     rssi, newest_frame = signals(config.data_dir)
     zone = config.household.zone
-    result = []
-    for state in reader.devices():
-        settings = config.devices.get(state.device_id)
-        name = (settings.name if settings and settings.name else None) or state.model or state.device_id
-        last = household.last_measurement_of_device(reader, state.device_id)
-        warnings = []
-        if state.battery_pct is not None and state.battery_pct < LOW_BATTERY_PCT:
-            warnings.append(f"battery at {state.battery_pct:.0f} %: replace the batteries soon")
-        silent = now - state.last_seen
-        if silent > SILENT_AFTER:
-            warnings.append(f"not heard from for {words.ago(silent.total_seconds())}: is it on the network, and does"
-                            " its DNS still point here? (see Health)")
-        talk = talks.get(state.device_id.lower())
-        if talk is not None and talk.problems:
-            warnings.append(f"its last conversation had problems: {talk.problems[-1]}")
-        result.append(Device(state, name, f"{words.moment(state.last_seen, now, zone)}"
-                                          f" ({words.ago(silent.total_seconds())} ago)",
-                             words.moment(last.taken_at, now, zone) if last else None, talk,
-                             rssi.get(state.device_id.lower()), warnings))
+    states = reader.devices()
+    scales = [_scale(reader, config, state, now, talks.get(state.device_id.lower()), rssi.get(state.device_id.lower()))
+              for state in states if state.source in LIVE_SOURCES]
+    imported = [Imported(state, _device_name(config, state), household.measurements_of_device(reader, state.device_id),
+                         words.moment(state.last_seen, now, zone))
+                for state in states if state.source not in LIVE_SOURCES]
     gateway_text = words.moment(utc_from_unix(newest_frame), now, zone) if newest_frame else None
-    return Devices(result, newest_frame, gateway_text)
+    return Devices(scales, imported, newest_frame, gateway_text)
+
+
+def _device_name(config: Config, state: DeviceState) -> str:
+    """The name the household gave it in `[devices]`, else what it calls itself, else its address."""
+    settings = config.devices.get(state.device_id)
+    return (settings.name if settings and settings.name else None) or state.model or state.device_id
+
+
+def _scale(reader: Reader, config: Config, state: DeviceState, now: datetime, talk: Conversation | None,
+           rssi_dbm: int | None) -> Device:
+    """A scale speaking now, with the warnings a person can act on (batteries, network, refusals)."""
+    zone = config.household.zone
+    last = household.last_measurement_of_device(reader, state.device_id)
+    warnings = []
+    if state.battery_pct is not None and state.battery_pct < LOW_BATTERY_PCT:
+        warnings.append(f"battery at {state.battery_pct:.0f} %: replace the batteries soon")
+    silent = now - state.last_seen
+    if silent > SILENT_AFTER:
+        warnings.append(f"not heard from for {words.ago(silent.total_seconds())}: is it on the network, and does"
+                        " its DNS still point here? (see Health)")
+    if talk is not None and talk.problems:
+        warnings.append(f"its last conversation had problems: {talk.problems[-1]}")
+    return Device(state, _device_name(config, state), f"{words.moment(state.last_seen, now, zone)}"
+                                                      f" ({words.ago(silent.total_seconds())} ago)",
+                  words.moment(last.taken_at, now, zone) if last else None, talk, rssi_dbm, warnings)
 
 
 # -- health -----------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from interceptor.withings.scale import read_response
-from tests.conftest import INTERCEPTOR, NO_RATE_LIMIT, Served, free_port, start_server, wait_for_port
+from tests.conftest import FIXTURES, INTERCEPTOR, NO_RATE_LIMIT, Served, free_port, run_cli, start_server, wait_for_port
 from tests.web.support import FRED_DAYS, client, csrf_token, fill, guest, hidden_csrf, write_config
 
 
@@ -25,6 +25,20 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("web-api")
     server = start_server(write_config(root), root / "data", env=NO_RATE_LIMIT)  # fill: 45 weigh-ins
     fill(server)
+    yield server
+    server.kill()
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A household whose journal holds only history imported from a Zepp Life export (Fred twice,
+    Franziska once), before the server started: no scale has talked to it."""
+    root = tmp_path_factory.mktemp("web-imported")
+    config = write_config(root)
+    result = run_cli("import", str(FIXTURES / "imports" / "zepp-life.zip"), "--password", "--config", str(config),
+                     "--data-dir", str(root / "data"), input="zepp-sample\n")
+    assert result.returncode == 0, result.stderr
+    server = start_server(config, root / "data", env=NO_RATE_LIMIT)
     yield server
     server.kill()
 
@@ -194,6 +208,20 @@ async def test_devices_health_and_session(served: Served) -> None:
     assert any("127.0.0.1 talked" in verdict["text"] for verdict in health["verdicts"])
     status, session = await get_json(served, "/api/v1/session")
     assert session["password_required"] is False and len(session["csrf_token"]) == 32
+
+
+async def test_imported_history_is_listed_apart_from_the_scales_without_warnings(imported: Served) -> None:
+    status, devices = await get_json(imported, "/api/v1/devices")
+    assert status == 200 and devices["devices"] == []
+    assert sorted((source["device_id"], source["name"], source["weigh_ins"]) for source in devices["imported"]) == [
+        ("zepp-life:fed", "Zepp Life export", 2), ("zepp-life:fra", "Zepp Life export", 1)]
+    assert all("warnings" not in source and source["last_import_text"].startswith(("this ", "tonight"))
+               for source in devices["imported"])
+    async with client() as session, session.get(imported.web_url + "/devices") as response:
+        html = await response.text()
+    assert "No scale has talked to this server yet" in html and "Imported history" in html
+    assert "Battery" not in html and "not heard from" not in html
+    assert "<td>Zepp Life export <code>zepp-life:fed</code></td><td>2</td>" in html
 
 
 async def test_every_response_carries_the_security_headers(served: Served) -> None:
