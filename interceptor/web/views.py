@@ -340,6 +340,7 @@ class Unclaimed:
     total: int
     older: Cursor | None
     undo: Row | None  # the weigh-in just claimed, while it is still as the claim left it
+    undo_name: str | None  # whom it is filed under, by the name the household gave them (None: a guest's)
 
     def as_json(self) -> dict[str, object]:
         return {"weigh_ins": [item.as_json() for item in self.waiting], "total": self.total,
@@ -364,13 +365,14 @@ def unclaimed(reader: Reader, config: Config, now: datetime, latest_weights: dic
                    if p.slug in latest_weights else "no weigh-in yet") for p in people]
         waiting.append(Waiting(item, words.moment(item.taken_at, now, zone),
                                "" if weight is None else words.weight(weight, unit), likely))
-    undo = None
+    undo = undo_name = None
     if claimed is not None:
         just = reader.measurement(claimed)
         if just is not None and just.kind == "body" and just.assignment in ("manual", GUEST):
             person = config.person(just.user) if just.user else None
             undo = row(just, config.weight_unit(person) if person else unit, config)
-    return Unclaimed(waiting, household.unclaimed_count(reader), older, undo)
+            undo_name = person.name if person else just.user  # the slug only for someone no longer configured
+    return Unclaimed(waiting, household.unclaimed_count(reader), older, undo, undo_name)
 
 
 # -- devices ----------------------------------------------------------------------------------------

@@ -187,7 +187,7 @@ async def test_form_claim_redirects_with_undo(served: Served) -> None:
             assert response.headers["Location"] == f"/unclaimed?claimed={waiting['id']}"
         async with session.get(served.web_url + response.headers["Location"]) as page:
             html = await page.text()
-        assert "is now filed under fed" in html and f'action="/weigh-ins/{waiting["id"]}/undo"' in html
+        assert "is now filed under Fred." in html and f'action="/weigh-ins/{waiting["id"]}/undo"' in html
         async with session.post(f"{served.web_url}/weigh-ins/{waiting['id']}/undo", data={"csrf": token},
                                 allow_redirects=False) as response:
             assert response.status == 303
