@@ -569,12 +569,14 @@ class Backlog:
     sink: str
     items: int
     oldest_text: str | None
+    oldest_enqueued_at: float | None  # Unix seconds: the API gives it in ISO 8601 next to the words
     attempts: int
     last_error: str | None
 
     def as_json(self) -> dict[str, object]:
-        return {"sink": self.sink, "items": self.items, "oldest": self.oldest_text, "attempts": self.attempts,
-                "last_error": self.last_error}
+        return {"sink": self.sink, "items": self.items, "oldest": self.oldest_text,
+                "oldest_enqueued_at": _iso(self.oldest_enqueued_at) if self.oldest_enqueued_at is not None else None,
+                "attempts": self.attempts, "last_error": self.last_error}
 
 
 @dataclass(frozen=True)
@@ -596,13 +598,15 @@ class Health:
     backlogs: list[Backlog]
     journal_bytes: int
     last_weigh_in: str | None
+    last_weigh_in_at: datetime | None  # the moment `last_weigh_in` says in words
 
     def as_json(self) -> dict[str, object]:
         return {"version": self.version, "verdicts": [v.as_json() for v in self.verdicts],
                 "dns": {"enabled": self.dns_enabled, "answers": [a.as_json() for a in self.dns_answers]},
                 "conversations": [c.as_json() for c in self.conversations],
                 "outbox": [b.as_json() for b in self.backlogs],
-                "journal": {"bytes": self.journal_bytes, "last_weigh_in": self.last_weigh_in}}
+                "journal": {"bytes": self.journal_bytes, "last_weigh_in": self.last_weigh_in,
+                            "last_weigh_in_at": iso_utc(self.last_weigh_in_at) if self.last_weigh_in_at else None}}
 
 
 def _file_bytes(path: Path) -> int:
@@ -641,7 +645,8 @@ def health(reader: Reader, config: Config, now: datetime, sinks: list[str], dns_
         queued = reader.backlog(sink)
         oldest = (words.ago(now.timestamp() - queued.oldest_enqueued_at)
                   if queued.oldest_enqueued_at is not None else None)
-        backlogs.append(Backlog(sink, queued.items, oldest, queued.attempts, queued.last_error))
+        backlogs.append(Backlog(sink, queued.items, oldest, queued.oldest_enqueued_at, queued.attempts,
+                                queued.last_error))
         if queued.items == 0:
             verdicts.append(Verdict(True, f"{sink}: everything delivered"))
         else:
@@ -665,4 +670,4 @@ def health(reader: Reader, config: Config, now: datetime, sinks: list[str], dns_
     latest = next(reader.measurements(Filter(kind="body"), limit=1, newest_first=True), None)
     return Health(__version__, verdicts, dns_enabled, dns_answers, talks, backlogs,
                   _file_bytes(config.data_dir / "journal.sqlite"),
-                  words.moment(latest.taken_at, now, zone) if latest else None)
+                  words.moment(latest.taken_at, now, zone) if latest else None, latest.taken_at if latest else None)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -32,9 +33,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """A household whose journal holds only history imported from a Zepp Life export (Fred twice,
-    Franziska once), before the server started: no scale has talked to it."""
+    Franziska once), before the server started: no scale has talked to it. Its InfluxDB is a port
+    nobody listens on, so the weigh-ins wait in the outbox."""
     root = tmp_path_factory.mktemp("web-imported")
-    config = write_config(root)
+    config = write_config(root, '\n[influx]\nurl = "http://127.0.0.1:9"\ndatabase = "nowhere"\n')
     result = run_cli("import", str(FIXTURES / "imports" / "zepp-life.zip"), "--password", "--config", str(config),
                      "--data-dir", str(root / "data"), input="zepp-sample\n")
     assert result.returncode == 0, result.stderr
@@ -204,6 +206,8 @@ async def test_devices_health_and_session(served: Served) -> None:
     assert ws50["last_conversation"]["paths"]["/cgi-bin/measure"] >= 1
     status, health = await get_json(served, "/api/v1/health")
     assert status == 200 and health["version"] and health["journal"]["bytes"] > 0
+    assert health["journal"]["last_weigh_in"].startswith(("this ", "tonight"))  # said in words for the page ...
+    assert health["journal"]["last_weigh_in_at"] == max(item["taken_at"] for item in listed(served))  # ... and ISO
     assert health["dns"] == {"enabled": False, "answers": []} and health["outbox"] == []
     assert any("127.0.0.1 talked" in verdict["text"] for verdict in health["verdicts"])
     status, session = await get_json(served, "/api/v1/session")
@@ -222,6 +226,16 @@ async def test_imported_history_is_listed_apart_from_the_scales_without_warnings
     assert "No scale has talked to this server yet" in html and "Imported history" in html
     assert "Battery" not in html and "not heard from" not in html
     assert "<td>Zepp Life export <code>zepp-life:fed</code></td><td>2</td>" in html
+
+
+async def test_health_gives_each_moment_in_words_and_as_iso_8601(imported: Served) -> None:
+    status, health = await get_json(imported, "/api/v1/health")
+    (influx,) = health["outbox"]
+    assert status == 200 and influx["items"] == 3 and influx["oldest"] in ("moments", "a minute")
+    oldest = datetime.fromisoformat(influx["oldest_enqueued_at"])
+    assert influx["oldest_enqueued_at"].endswith("Z") and abs(oldest.timestamp() - time.time()) < 90
+    assert health["journal"]["last_weigh_in_at"] == max(item["taken_at"] for item in listed(imported))
+    assert health["journal"]["last_weigh_in_at"].endswith("Z")
 
 
 async def test_every_response_carries_the_security_headers(served: Served) -> None:
