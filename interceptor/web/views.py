@@ -61,7 +61,7 @@ class MetricLine:
         value, method, confidence = ((metric.value, metric.method, metric.confidence) if isinstance(metric, Metric)
                                      else (metric["value"], metric["method"], metric["confidence"]))
         return cls(name, words.label(name), value, words.metric_value(name, value, unit), method,
-                   words.method(method), confidence, words.confidence(confidence))
+                   words.metric_method(name, method), confidence, words.confidence(confidence))
 
     def as_json(self) -> dict[str, object]:
         return {"name": self.name, "value": self.value, "unit": METRIC_UNITS.get(self.name, ""), "text": self.text,

@@ -238,6 +238,15 @@ async def test_health_gives_each_moment_in_words_and_as_iso_8601(imported: Serve
     assert health["journal"]["last_weigh_in_at"].endswith("Z")
 
 
+async def test_ffmi_columns_say_the_formula_we_compute_them_with(imported: Served) -> None:
+    """Zepp Life gave a body fat; fat-free mass follows from it, FFMI from that: not the scale's own value."""
+    async with client() as session, session.get(imported.web_url + "/people/fed?range=all") as response:
+        html = await response.text()
+    assert "<th>Body fat<small>the scale&#39;s own value</small></th>" in html  # the vendor's, as it came
+    assert "<th>FFMI<small>fat-free mass ÷ height²</small></th>" in html
+    assert "<th>FFMI (at 1.8 m)<small>FFMI + 6.1 × (1.8 m − height)</small></th>" in html
+
+
 async def test_every_response_carries_the_security_headers(served: Served) -> None:
     async with client() as session:
         for path in ("/", "/people/fed", "/unclaimed", "/devices", "/health", "/api/v1/home", "/nowhere"):
