@@ -351,7 +351,9 @@ async def test_only_allowed_clients_and_with_a_password_only_after_login(tmp_pat
             async with session.get(base + "/", allow_redirects=False) as response:
                 assert response.status == 303 and response.headers["Location"] == "/login"
             async with session.get(base + "/login") as response:
-                token = hidden_csrf(await response.text())
+                html = await response.text()
+                token = hidden_csrf(html)
+            assert all(f'href="/{page}"' not in html for page in ("unclaimed", "devices", "health"))  # not yet
             async with session.post(base + "/login", data={"password": "wrong horse", "csrf": token}) as response:
                 assert response.status == 401 and "not the one in" in await response.text()
             async with session.post(base + "/login", data={"password": "correct horse"}) as response:
@@ -366,6 +368,7 @@ async def test_only_allowed_clients_and_with_a_password_only_after_login(tmp_pat
             async with session.get(base + "/") as response:
                 html = await response.text()
                 assert "Log out" in html and "correct horse" not in html
+                assert all(f'href="/{page}"' in html for page in ("unclaimed", "devices", "health"))
             token = await csrf_token(session, base)
             async with session.post(base + "/logout", data={"csrf": token}, allow_redirects=False) as response:
                 assert response.status == 303
