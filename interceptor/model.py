@@ -17,7 +17,7 @@ Kind = Literal["body", "environment"]
 
 # The sources that are scales speaking now (withings/routes.py and ble/frames.py SOURCE). Everything
 # else (export files, the Xiaomi and Zepp clouds) is history, which the sinks that push the news
-# (Home Assistant's states, Garmin Connect) leave alone.
+# (Home Assistant's states, Garmin Connect) leave alone and the household page lists apart from the scales.
 LIVE_SOURCES = frozenset({"withings", "ble"})
 
 # Reading names (DESIGN.md "Vocabulary") and the unit each carries in its name.

@@ -117,3 +117,10 @@ def unclaimed_count(reader: Reader) -> int:
 def last_measurement_of_device(reader: Reader, device_id: str) -> Measurement | None:
     found = reader.measurements(Filter(device_id=device_id), limit=1, newest_first=True)
     return next(found, None)
+
+
+def measurements_of_device(reader: Reader, device_id: str) -> int:
+    """How many measurements came from one device or import source, counted on the device index alone
+    (no row is read); an import source brings weigh-ins only, so for it this is its weigh-ins."""
+    return int(reader.db.execute("SELECT count(*) FROM measurements WHERE device_id = ?",
+                                 (device_id,)).fetchone()[0])

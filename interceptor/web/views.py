@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from interceptor import __version__
 from interceptor.config import Config, Person
-from interceptor.model import METRIC_UNITS, DeviceState, Measurement, Metric, iso_utc, utc_from_unix
+from interceptor.model import LIVE_SOURCES, METRIC_UNITS, DeviceState, Measurement, Metric, iso_utc, utc_from_unix
 from interceptor.store import household
 from interceptor.store.database import open_reader
 from interceptor.store.household import Cursor
@@ -37,6 +37,8 @@ SILENT_AFTER = timedelta(days=7)
 RECENT_REQUESTS = 300  # of the request log's ring, enough for the last conversation of every scale
 RECENT_FRAMES = 2000  # of the BLE frame log (half an hour), for each scale's latest signal strength
 CONVERSATION_GAP_S = 120.0  # requests from one address closer than this are one conversation
+ADDRESS_TYPES = ("A", "AAAA")  # the DNS answers that say where a scale will connect
+DNS_VERDICTS = 5  # clients judged on the page, most recent first; the table below lists every answer
 ASSIGNED_BY = {"device": "the scale's own user", "weight": "closest recent weight", "manual": "claimed by hand",
                "none": "nobody yet", GUEST: "not a household member"}
 EXTRA_METRICS = {"fat": "body_fat_pct", "muscle": "muscle_mass_kg", "water": "water_pct"}
@@ -59,7 +61,7 @@ class MetricLine:
         value, method, confidence = ((metric.value, metric.method, metric.confidence) if isinstance(metric, Metric)
                                      else (metric["value"], metric["method"], metric["confidence"]))
         return cls(name, words.label(name), value, words.metric_value(name, value, unit), method,
-                   words.method(method), confidence, words.confidence(confidence))
+                   words.metric_method(name, method), confidence, words.confidence(confidence))
 
     def as_json(self) -> dict[str, object]:
         return {"name": self.name, "value": self.value, "unit": METRIC_UNITS.get(self.name, ""), "text": self.text,
@@ -338,6 +340,7 @@ class Unclaimed:
     total: int
     older: Cursor | None
     undo: Row | None  # the weigh-in just claimed, while it is still as the claim left it
+    undo_name: str | None  # whom it is filed under, by the name the household gave them (None: a guest's)
 
     def as_json(self) -> dict[str, object]:
         return {"weigh_ins": [item.as_json() for item in self.waiting], "total": self.total,
@@ -362,13 +365,14 @@ def unclaimed(reader: Reader, config: Config, now: datetime, latest_weights: dic
                    if p.slug in latest_weights else "no weigh-in yet") for p in people]
         waiting.append(Waiting(item, words.moment(item.taken_at, now, zone),
                                "" if weight is None else words.weight(weight, unit), likely))
-    undo = None
+    undo = undo_name = None
     if claimed is not None:
         just = reader.measurement(claimed)
         if just is not None and just.kind == "body" and just.assignment in ("manual", GUEST):
             person = config.person(just.user) if just.user else None
             undo = row(just, config.weight_unit(person) if person else unit, config)
-    return Unclaimed(waiting, household.unclaimed_count(reader), older, undo)
+            undo_name = person.name if person else just.user  # the slug only for someone no longer configured
+    return Unclaimed(waiting, household.unclaimed_count(reader), older, undo, undo_name)
 
 
 # -- devices ----------------------------------------------------------------------------------------
@@ -410,13 +414,30 @@ class Device:
 
 
 @dataclass(frozen=True)
+class Imported:
+    """A source of imported history (an export file, a vendor cloud): not a scale that talks to this box,
+    so no battery, no silence to warn about; what it brought, and when it was last imported."""
+
+    state: DeviceState  # its last_seen is when its weigh-ins were last imported
+    name: str
+    weigh_ins: int
+    last_import_text: str
+
+    def as_json(self) -> dict[str, object]:
+        return {**self.state.as_json(), "name": self.name, "weigh_ins": self.weigh_ins,
+                "last_import_text": self.last_import_text}
+
+
+@dataclass(frozen=True)
 class Devices:
-    devices: list[Device]
+    devices: list[Device]  # the scales speaking now (`model.LIVE_SOURCES`)
+    imported: list[Imported]
     gateway_last_frame: float | None  # when a BLE gateway last delivered a scale frame
     gateway_text: str | None
 
     def as_json(self) -> dict[str, object]:
         return {"devices": [device.as_json() for device in self.devices],
+                "imported": [source.as_json() for source in self.imported],
                 "ble_gateway_last_frame": _iso(self.gateway_last_frame) if self.gateway_last_frame else None}
 
 
@@ -500,30 +521,44 @@ def signals(data_dir: Path) -> tuple[dict[str, int], float | None]:
 
 
 def devices(reader: Reader, config: Config, now: datetime) -> Devices:
+    """Scales speaking now, with what to worry about; imported history apart, since an export file has
+    no battery and falls silent by nature (the Home Assistant and Garmin sinks draw the same line)."""
     talks = {c.device_id: c for c in conversations(config.data_dir) if c.device_id}
     rssi, newest_frame = signals(config.data_dir)
     zone = config.household.zone
-    result = []
-    for state in reader.devices():
-        settings = config.devices.get(state.device_id)
-        name = (settings.name if settings and settings.name else None) or state.model or state.device_id
-        last = household.last_measurement_of_device(reader, state.device_id)
-        warnings = []
-        if state.battery_pct is not None and state.battery_pct < LOW_BATTERY_PCT:
-            warnings.append(f"battery at {state.battery_pct:.0f} %: replace the batteries soon")
-        silent = now - state.last_seen
-        if silent > SILENT_AFTER:
-            warnings.append(f"not heard from for {words.ago(silent.total_seconds())}: is it on the network, and does"
-                            " its DNS still point here? (see Health)")
-        talk = talks.get(state.device_id.lower())
-        if talk is not None and talk.problems:
-            warnings.append(f"its last conversation had problems: {talk.problems[-1]}")
-        result.append(Device(state, name, f"{words.moment(state.last_seen, now, zone)}"
-                                          f" ({words.ago(silent.total_seconds())} ago)",
-                             words.moment(last.taken_at, now, zone) if last else None, talk,
-                             rssi.get(state.device_id.lower()), warnings))
+    states = reader.devices()
+    scales = [_scale(reader, config, state, now, talks.get(state.device_id.lower()), rssi.get(state.device_id.lower()))
+              for state in states if state.source in LIVE_SOURCES]
+    imported = [Imported(state, _device_name(config, state), household.measurements_of_device(reader, state.device_id),
+                         words.moment(state.last_seen, now, zone))
+                for state in states if state.source not in LIVE_SOURCES]
     gateway_text = words.moment(utc_from_unix(newest_frame), now, zone) if newest_frame else None
-    return Devices(result, newest_frame, gateway_text)
+    return Devices(scales, imported, newest_frame, gateway_text)
+
+
+def _device_name(config: Config, state: DeviceState) -> str:
+    """The name the household gave it in `[devices]`, else what it calls itself, else its address."""
+    settings = config.devices.get(state.device_id)
+    return (settings.name if settings and settings.name else None) or state.model or state.device_id
+
+
+def _scale(reader: Reader, config: Config, state: DeviceState, now: datetime, talk: Conversation | None,
+           rssi_dbm: int | None) -> Device:
+    """A scale speaking now, with the warnings a person can act on (batteries, network, refusals)."""
+    zone = config.household.zone
+    last = household.last_measurement_of_device(reader, state.device_id)
+    warnings = []
+    if state.battery_pct is not None and state.battery_pct < LOW_BATTERY_PCT:
+        warnings.append(f"battery at {state.battery_pct:.0f} %: replace the batteries soon")
+    silent = now - state.last_seen
+    if silent > SILENT_AFTER:
+        warnings.append(f"not heard from for {words.ago(silent.total_seconds())}: is it on the network, and does"
+                        " its DNS still point here? (see Health)")
+    if talk is not None and talk.problems:
+        warnings.append(f"its last conversation had problems: {talk.problems[-1]}")
+    return Device(state, _device_name(config, state), f"{words.moment(state.last_seen, now, zone)}"
+                                                      f" ({words.ago(silent.total_seconds())} ago)",
+                  words.moment(last.taken_at, now, zone) if last else None, talk, rssi_dbm, warnings)
 
 
 # -- health -----------------------------------------------------------------------------------------
@@ -534,12 +569,14 @@ class Backlog:
     sink: str
     items: int
     oldest_text: str | None
+    oldest_enqueued_at: float | None  # Unix seconds: the API gives it in ISO 8601 next to the words
     attempts: int
     last_error: str | None
 
     def as_json(self) -> dict[str, object]:
-        return {"sink": self.sink, "items": self.items, "oldest": self.oldest_text, "attempts": self.attempts,
-                "last_error": self.last_error}
+        return {"sink": self.sink, "items": self.items, "oldest": self.oldest_text,
+                "oldest_enqueued_at": _iso(self.oldest_enqueued_at) if self.oldest_enqueued_at is not None else None,
+                "attempts": self.attempts, "last_error": self.last_error}
 
 
 @dataclass(frozen=True)
@@ -561,17 +598,42 @@ class Health:
     backlogs: list[Backlog]
     journal_bytes: int
     last_weigh_in: str | None
+    last_weigh_in_at: datetime | None  # the moment `last_weigh_in` says in words
 
     def as_json(self) -> dict[str, object]:
         return {"version": self.version, "verdicts": [v.as_json() for v in self.verdicts],
                 "dns": {"enabled": self.dns_enabled, "answers": [a.as_json() for a in self.dns_answers]},
                 "conversations": [c.as_json() for c in self.conversations],
                 "outbox": [b.as_json() for b in self.backlogs],
-                "journal": {"bytes": self.journal_bytes, "last_weigh_in": self.last_weigh_in}}
+                "journal": {"bytes": self.journal_bytes, "last_weigh_in": self.last_weigh_in,
+                            "last_weigh_in_at": iso_utc(self.last_weigh_in_at) if self.last_weigh_in_at else None}}
 
 
 def _file_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+
+
+def dns_verdicts(asked: list[Answered], now: datetime) -> list[Verdict]:
+    """One verdict per client and name, newest first, judged on its address answers (A and AAAA) only.
+
+    A client that got an address for the name by either type can reach us: an IPv4-only box answers
+    AAAA with no address, and the scale then uses the A answer, so judging the newest answer alone
+    raised a false alarm whenever the AAAA came last. No address at all is a warning unless only
+    AAAA was asked (the same IPv4-only case, not a fault of this box). Other types (HTTPS, TXT) say
+    nothing about where the scale will connect."""
+    by_client: dict[tuple[str, str], list[Answered]] = {}
+    for answer in asked:  # newest first, so each list is too
+        if answer.qtype in ADDRESS_TYPES:
+            by_client.setdefault((answer.client, answer.name), []).append(answer)
+    verdicts = []
+    for (client, name), answers in list(by_client.items())[:DNS_VERDICTS]:
+        carried = [a for a in answers if a.addresses]
+        shown = (carried or answers)[0]
+        told = ", ".join(shown.addresses) or f"no address ({shown.rcode})"
+        ok = bool(carried) or all(a.qtype == "AAAA" for a in answers)
+        verdicts.append(Verdict(ok, f"{client} asked for {name} {words.ago(now.timestamp() - shown.last_seen)}"
+                                    f" ago and was told {told}"))
+    return verdicts
 
 
 def health(reader: Reader, config: Config, now: datetime, sinks: list[str], dns_enabled: bool,
@@ -583,7 +645,8 @@ def health(reader: Reader, config: Config, now: datetime, sinks: list[str], dns_
         queued = reader.backlog(sink)
         oldest = (words.ago(now.timestamp() - queued.oldest_enqueued_at)
                   if queued.oldest_enqueued_at is not None else None)
-        backlogs.append(Backlog(sink, queued.items, oldest, queued.attempts, queued.last_error))
+        backlogs.append(Backlog(sink, queued.items, oldest, queued.oldest_enqueued_at, queued.attempts,
+                                queued.last_error))
         if queued.items == 0:
             verdicts.append(Verdict(True, f"{sink}: everything delivered"))
         else:
@@ -593,10 +656,7 @@ def health(reader: Reader, config: Config, now: datetime, sinks: list[str], dns_
     asked = [a for a in dns_answers if a.name in names]
     if dns_enabled:
         if asked:
-            newest = asked[0]
-            told = ", ".join(newest.addresses) or f"no address ({newest.rcode})"
-            verdicts.append(Verdict(bool(newest.addresses), f"{newest.client} asked for {newest.name}"
-                                    f" {words.ago(now.timestamp() - newest.last_seen)} ago and was told {told}"))
+            verdicts += dns_verdicts(asked, now)
         else:
             verdicts.append(Verdict(False, f"nobody has asked this DNS responder for {', '.join(names)} since it"
                                            " started: does the router (or the scale) use this box as its DNS?"))
@@ -610,4 +670,4 @@ def health(reader: Reader, config: Config, now: datetime, sinks: list[str], dns_
     latest = next(reader.measurements(Filter(kind="body"), limit=1, newest_first=True), None)
     return Health(__version__, verdicts, dns_enabled, dns_answers, talks, backlogs,
                   _file_bytes(config.data_dir / "journal.sqlite"),
-                  words.moment(latest.taken_at, now, zone) if latest else None)
+                  words.moment(latest.taken_at, now, zone) if latest else None, latest.taken_at if latest else None)

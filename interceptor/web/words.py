@@ -46,6 +46,14 @@ METHOD_WORDS = {
     "schofield1985": "Schofield 1985",
 }
 
+# Metrics this project computes by one formula from another: FFMI is stored with the method of the
+# fat-free mass it came from (docs/composition.md: "inherits its method"), which for a vendor's value
+# would read "the scale's own value"; the page says the formula instead, as BMI's "weight ÷ height²".
+FORMULA_WORDS = {
+    "ffmi": "fat-free mass ÷ height²",
+    "ffmi_normalised": "FFMI + 6.1 × (1.8 m − height)",
+}
+
 METRIC_LABELS = {
     "bmi": "BMI",
     "body_fat_pct": "Body fat",
@@ -117,6 +125,11 @@ def metric_value(name: str, value: float, unit: str) -> str:
 
 def method(name: str) -> str:
     return METHOD_WORDS.get(name, name)
+
+
+def metric_method(metric: str, name: str) -> str:
+    """How `metric` was had: its formula when we derive it from another metric, else its method's words."""
+    return FORMULA_WORDS.get(metric) or method(name)
 
 
 def confidence(name: str) -> str:

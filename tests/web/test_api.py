@@ -11,12 +11,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from interceptor.withings.scale import read_response
-from tests.conftest import INTERCEPTOR, NO_RATE_LIMIT, Served, free_port, start_server, wait_for_port
+from tests.conftest import FIXTURES, INTERCEPTOR, NO_RATE_LIMIT, Served, free_port, run_cli, start_server, wait_for_port
 from tests.web.support import FRED_DAYS, client, csrf_token, fill, guest, hidden_csrf, write_config
 
 
@@ -25,6 +26,21 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("web-api")
     server = start_server(write_config(root), root / "data", env=NO_RATE_LIMIT)  # fill: 45 weigh-ins
     fill(server)
+    yield server
+    server.kill()
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A household whose journal holds only history imported from a Zepp Life export (Fred twice,
+    Franziska once), before the server started: no scale has talked to it. Its InfluxDB is a port
+    nobody listens on, so the weigh-ins wait in the outbox."""
+    root = tmp_path_factory.mktemp("web-imported")
+    config = write_config(root, '\n[influx]\nurl = "http://127.0.0.1:9"\ndatabase = "nowhere"\n')
+    result = run_cli("import", str(FIXTURES / "imports" / "zepp-life.zip"), "--password", "--config", str(config),
+                     "--data-dir", str(root / "data"), input="zepp-sample\n")
+    assert result.returncode == 0, result.stderr
+    server = start_server(config, root / "data", env=NO_RATE_LIMIT)
     yield server
     server.kill()
 
@@ -173,7 +189,7 @@ async def test_form_claim_redirects_with_undo(served: Served) -> None:
             assert response.headers["Location"] == f"/unclaimed?claimed={waiting['id']}"
         async with session.get(served.web_url + response.headers["Location"]) as page:
             html = await page.text()
-        assert "is now filed under fed" in html and f'action="/weigh-ins/{waiting["id"]}/undo"' in html
+        assert "is now filed under Fred." in html and f'action="/weigh-ins/{waiting["id"]}/undo"' in html
         async with session.post(f"{served.web_url}/weigh-ins/{waiting['id']}/undo", data={"csrf": token},
                                 allow_redirects=False) as response:
             assert response.status == 303
@@ -190,10 +206,45 @@ async def test_devices_health_and_session(served: Served) -> None:
     assert ws50["last_conversation"]["paths"]["/cgi-bin/measure"] >= 1
     status, health = await get_json(served, "/api/v1/health")
     assert status == 200 and health["version"] and health["journal"]["bytes"] > 0
+    assert health["journal"]["last_weigh_in"].startswith(("this ", "tonight"))  # said in words for the page ...
+    assert health["journal"]["last_weigh_in_at"] == max(item["taken_at"] for item in listed(served))  # ... and ISO
     assert health["dns"] == {"enabled": False, "answers": []} and health["outbox"] == []
     assert any("127.0.0.1 talked" in verdict["text"] for verdict in health["verdicts"])
     status, session = await get_json(served, "/api/v1/session")
     assert session["password_required"] is False and len(session["csrf_token"]) == 32
+
+
+async def test_imported_history_is_listed_apart_from_the_scales_without_warnings(imported: Served) -> None:
+    status, devices = await get_json(imported, "/api/v1/devices")
+    assert status == 200 and devices["devices"] == []
+    assert sorted((source["device_id"], source["name"], source["weigh_ins"]) for source in devices["imported"]) == [
+        ("zepp-life:fed", "Zepp Life export", 2), ("zepp-life:fra", "Zepp Life export", 1)]
+    assert all("warnings" not in source and source["last_import_text"].startswith(("this ", "tonight"))
+               for source in devices["imported"])
+    async with client() as session, session.get(imported.web_url + "/devices") as response:
+        html = await response.text()
+    assert "No scale has talked to this server yet" in html and "Imported history" in html
+    assert "Battery" not in html and "not heard from" not in html
+    assert "<td>Zepp Life export <code>zepp-life:fed</code></td><td>2</td>" in html
+
+
+async def test_health_gives_each_moment_in_words_and_as_iso_8601(imported: Served) -> None:
+    status, health = await get_json(imported, "/api/v1/health")
+    (influx,) = health["outbox"]
+    assert status == 200 and influx["items"] == 3 and influx["oldest"] in ("moments", "a minute")
+    oldest = datetime.fromisoformat(influx["oldest_enqueued_at"])
+    assert influx["oldest_enqueued_at"].endswith("Z") and abs(oldest.timestamp() - time.time()) < 90
+    assert health["journal"]["last_weigh_in_at"] == max(item["taken_at"] for item in listed(imported))
+    assert health["journal"]["last_weigh_in_at"].endswith("Z")
+
+
+async def test_ffmi_columns_say_the_formula_we_compute_them_with(imported: Served) -> None:
+    """Zepp Life gave a body fat; fat-free mass follows from it, FFMI from that: not the scale's own value."""
+    async with client() as session, session.get(imported.web_url + "/people/fed?range=all") as response:
+        html = await response.text()
+    assert "<th>Body fat<small>the scale&#39;s own value</small></th>" in html  # the vendor's, as it came
+    assert "<th>FFMI<small>fat-free mass ÷ height²</small></th>" in html
+    assert "<th>FFMI (at 1.8 m)<small>FFMI + 6.1 × (1.8 m − height)</small></th>" in html
 
 
 async def test_every_response_carries_the_security_headers(served: Served) -> None:
@@ -300,7 +351,9 @@ async def test_only_allowed_clients_and_with_a_password_only_after_login(tmp_pat
             async with session.get(base + "/", allow_redirects=False) as response:
                 assert response.status == 303 and response.headers["Location"] == "/login"
             async with session.get(base + "/login") as response:
-                token = hidden_csrf(await response.text())
+                html = await response.text()
+                token = hidden_csrf(html)
+            assert all(f'href="/{page}"' not in html for page in ("unclaimed", "devices", "health"))  # not yet
             async with session.post(base + "/login", data={"password": "wrong horse", "csrf": token}) as response:
                 assert response.status == 401 and "not the one in" in await response.text()
             async with session.post(base + "/login", data={"password": "correct horse"}) as response:
@@ -315,6 +368,7 @@ async def test_only_allowed_clients_and_with_a_password_only_after_login(tmp_pat
             async with session.get(base + "/") as response:
                 html = await response.text()
                 assert "Log out" in html and "correct horse" not in html
+                assert all(f'href="/{page}"' in html for page in ("unclaimed", "devices", "health"))
             token = await csrf_token(session, base)
             async with session.post(base + "/logout", data={"csrf": token}, allow_redirects=False) as response:
                 assert response.status == 303
@@ -347,17 +401,19 @@ async def test_health_shows_what_the_dns_responder_told_the_scale(tmp_path: Path
             except (dns.exception.Timeout, ConnectionRefusedError):
                 continue
         assert answer is not None
+        # An IPv4-only box has no AAAA for the name; asked last, that empty answer is not an alarm.
+        dns.query.udp(dns.message.make_query("scalews.withings.net", "AAAA"), "127.0.0.1", port=dns_port, timeout=2)
         served = Served(process, http_port, config, tmp_path / "d", tmp_path / "unused.log", web_port)
         status, health = await get_json(served, "/api/v1/health")
     finally:
         process.terminate()
         process.wait(timeout=10)
     assert status == 200 and health["dns"]["enabled"] is True
-    (asked,) = health["dns"]["answers"]
-    assert (asked["client"], asked["name"], asked["type"], asked["addresses"]) == (
-        "127.0.0.1", "scalews.withings.net", "A", ["192.168.1.10"])
-    assert any("asked for scalews.withings.net" in v["text"] and "192.168.1.10" in v["text"] and v["ok"]
-               for v in health["verdicts"])
+    assert [(asked["client"], asked["name"], asked["type"], asked["addresses"])
+            for asked in health["dns"]["answers"]] == [("127.0.0.1", "scalews.withings.net", "AAAA", []),
+                                                        ("127.0.0.1", "scalews.withings.net", "A", ["192.168.1.10"])]
+    (verdict,) = [v for v in health["verdicts"] if "asked for scalews.withings.net" in v["text"]]
+    assert verdict["ok"] and verdict["text"].endswith("and was told 192.168.1.10")
 
 
 def test_serve_loads_the_template_engine_and_the_dns_library_only_when_used() -> None:

@@ -123,7 +123,7 @@ def test_what_a_person_reads_and_a_claim_from_the_page(browser, household, artif
         page.screenshot(path=artifacts / "unclaimed-phone.png", full_page=True)
         guest.get_by_role("button", name="This was Franziska").click()
         page.wait_for_url("**/unclaimed?claimed=*")
-        assert "is now filed under fra" in page.locator(".notice").inner_text()
+        assert "is now filed under Franziska." in page.locator(".notice").inner_text()
         assert page.locator("article.waiting", has_text="31.2 kg").count() == 0
         page.screenshot(path=artifacts / "claimed-phone.png", full_page=True)
         assert problems == []

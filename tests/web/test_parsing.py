@@ -11,11 +11,11 @@ from dnslib import QTYPE, DNSRecord
 from hypothesis import given
 from hypothesis import strategies as st
 
-from interceptor.dns.answers import InterceptLog
+from interceptor.dns.answers import Answered, InterceptLog
 from interceptor.dns.resolver import Resolver
 from interceptor.dns.settings import DnsSettings
 from interceptor.store.household import Cursor
-from interceptor.web import chart, params, words
+from interceptor.web import chart, params, views, words
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -107,3 +107,21 @@ def test_the_dns_record_keeps_what_each_client_was_told_and_stays_bounded() -> N
         small.record(f"10.0.0.{client}", b"\x01a\x00", QTYPE.A, b"", float(client))
     assert [a.client for a in small.snapshot(9.0, 9.0)] == ["10.0.0.9", "10.0.0.8", "10.0.0.7"]
     assert small.snapshot(9.0, 9.0)[0].rcode == "unreadable"
+
+
+def test_a_client_told_an_address_by_a_or_aaaa_is_fine_and_a_bare_aaaa_is_no_alarm() -> None:
+    """An IPv4-only box answers AAAA without an address: the newest answer alone must not raise "!"."""
+    now = datetime(2025, 3, 3, 12, tzinfo=UTC)
+    seconds = now.timestamp()
+    name = "scalews.withings.net"
+
+    def answered(client: str, qtype: str, *addresses: str) -> Answered:
+        return Answered(client, name, qtype, 1, seconds - 5, seconds - 5, "NOERROR", addresses)
+
+    verdicts = views.dns_verdicts([answered("127.0.0.5", "AAAA"), answered("127.0.0.5", "A", "192.168.1.10"),
+                                   answered("127.0.0.6", "HTTPS"), answered("127.0.0.6", "AAAA"),
+                                   answered("127.0.0.7", "A")], now)
+    assert [(v.ok, v.text) for v in verdicts] == [
+        (True, f"127.0.0.5 asked for {name} moments ago and was told 192.168.1.10"),
+        (True, f"127.0.0.6 asked for {name} moments ago and was told no address (NOERROR)"),
+        (False, f"127.0.0.7 asked for {name} moments ago and was told no address (NOERROR)")]
