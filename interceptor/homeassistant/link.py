@@ -2,10 +2,12 @@
 delivery that publishes through it.
 
 On each connection, before anything is published, our own retained state documents are read back
-(`states.stamp_of`), so a message the broker already holds is not published again; then the
-availability (`online`, retained; the last will says `offline`), the discovery configs, and the
-subscriptions to Home Assistant's birth message (configs again) and to the select's claims (which go
-through `Pipeline.assign`, as `measurements assign` does). A broker that is down or refuses us is
+(`states.held_of`), so a message the broker already holds is not published again; then the
+availability (`online`, retained; the last will says `offline`), the discovery configs, the current
+states the broker does not hold yet (`states.current_states`: a journal older than `[mqtt]`, a broker
+that lost its retained messages), and the subscriptions to Home Assistant's birth message (configs
+again, then states) and to the select's claims (which go through `Pipeline.assign`, as `measurements
+assign` does). The outbox's states follow once all that is done. A broker that is down or refuses us is
 reported once, in one line, and retried with a growing pause; weigh-ins wait in the outbox meanwhile.
 """
 
@@ -18,7 +20,7 @@ import logging
 import secrets
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiomqtt
@@ -28,7 +30,7 @@ from interceptor.config import Config
 from interceptor.homeassistant.commands import ClaimError, excerpt, parse_claim
 from interceptor.homeassistant.discovery import Discovery, scales
 from interceptor.homeassistant.settings import MqttSettings
-from interceptor.homeassistant.states import SINK, Stamp, stamp_of
+from interceptor.homeassistant.states import SINK, Held, current_states, held_of, journal_epoch
 from interceptor.model import Measurement
 from interceptor.pipeline import Pipeline
 from interceptor.store import household
@@ -107,13 +109,16 @@ class Link:
         self.discovery = Discovery(config)
         self.topics = self.discovery.topics
         self.where = self.settings.url
-        self.retained: dict[str, Stamp] = {}  # our state topics → the stamp the broker holds
+        self.retained: dict[str, Held] = {}  # our state topics → what the broker holds there
+        self.handled = 0  # the seq of the last outbox item the sender is done with
+        self.epoch: str | None = None  # the journal's, for the states published on connecting
         self.last_error: str | None = None
         self._client: aiomqtt.Client | None = None
         self._ready = asyncio.Event()
         self._lost: asyncio.Future[None] | None = None
         self._configs: dict[str, str] = {}  # discovery topic → payload published on this connection
         self._config_lock = asyncio.Lock()
+        self._state_lock = asyncio.Lock()
 
     # -- for the sender -------------------------------------------------------------------------
 
@@ -140,6 +145,22 @@ class Link:
             sending.result()
         except aiomqtt.MqttError:
             raise Disconnected from None
+
+    async def publish_state(self, topic: str, document: str) -> None:
+        """One of our state documents, as `publish`, unless the broker holds it or a newer one."""
+        await self._put_state(topic, document, self.publish)
+
+    async def _put_state(self, topic: str, document: str, send: Callable[[str, str], Awaitable[None]]) -> None:
+        """Looking at what the broker holds and publishing are one step under a lock: the states of
+        a (re)connection and the outbox's never overtake each other in between."""
+        wanted = held_of(document)
+        async with self._state_lock:
+            held = self.retained.get(topic)
+            if held is not None and wanted is not None and held.covers(wanted):
+                return  # the same again would be a new weigh-in to Home Assistant (`force_update`)
+            await send(topic, document)
+            if wanted is not None:
+                self.retained[topic] = wanted
 
     async def refresh_configs(self) -> None:
         """Publish the configs that changed since this connection published them (a new scale, a
@@ -200,6 +221,7 @@ class Link:
         await client.subscribe([(self.topics.home_assistant_status, QOS), (self.topics.assign, QOS)])
         await self._publish(self.topics.availability, "online")
         await self.refresh_configs()  # before any state: Home Assistant sets entities up from them
+        await self._restore_states()
         self._ready.set()
         log.info("publishing to Home Assistant through the MQTT broker at %s (discovery under %s/, states under %s/)",
                  self.where, self.settings.discovery_prefix, self.settings.base_topic)
@@ -210,13 +232,28 @@ class Link:
                 if payload == b"online":  # Home Assistant (re)started: it wants the configs again
                     self._configs = {}
                     await self.refresh_configs()
+                    await self._restore_states()
             elif message.topic.matches(self.topics.assign):
                 await self._claim(payload)
 
-    async def _read_back(self, client: aiomqtt.Client) -> dict[str, Stamp]:
+    async def _restore_states(self) -> None:
+        """After the configs, as Home Assistant's discovery documentation asks: the broker must hold
+        the current state of every person, scale and the unassigned weigh-ins, or Home Assistant
+        (re)starting shows Unknown, and the select stays unavailable, until the next weigh-in. What
+        the broker holds already is not published again; what the outbox owes is left to it."""
+        journal = self.pipeline.journal
+        if self.epoch is None:
+            self.epoch = await journal.write(journal_epoch, durable=False)
+        people = [person.slug for person in self.discovery.config.users]
+        epoch, handled = self.epoch, self.handled
+        states = await journal.read(lambda reader: current_states(reader, self.topics, people, epoch, handled))
+        for topic, document in states:
+            await self._put_state(topic, document, self._publish)
+
+    async def _read_back(self, client: aiomqtt.Client) -> dict[str, Held]:
         """What the broker holds on our state topics. Retained messages come right after the
         subscription; a marker published on the same pattern afterwards comes after them."""
-        held: dict[str, Stamp] = {}
+        held: dict[str, Held] = {}
         marker = self.topics.marker(secrets.token_hex(8))
         await client.subscribe(self.topics.states, qos=QOS)
         await client.publish(marker, b"sync", qos=QOS)
@@ -227,8 +264,8 @@ class Link:
                     if topic == marker:
                         break
                     payload = message.payload
-                    if message.retain and isinstance(payload, bytes) and (stamp := stamp_of(payload)) is not None:
-                        held[topic] = stamp
+                    if message.retain and isinstance(payload, bytes) and (document := held_of(payload)) is not None:
+                        held[topic] = document
         except TimeoutError:
             log.warning("MQTT broker at %s: our retained states were not all read back within %g s; some may be "
                         "published again", self.where, READBACK_TIMEOUT_S)
@@ -278,7 +315,8 @@ def _waiting(stored: Measurement) -> None:
 class MqttSender:
     """`store.sink.Sender` for the MQTT sink: publishes each item's messages in order, each unless
     the broker already holds it (or something newer) on its topic. Waits for the broker rather than
-    failing: a weigh-in made while it is down is published as soon as it is back."""
+    failing: a weigh-in made while it is down is published as soon as it is back. Tells the link
+    which items it is done with: the states of a reconnection leave the others' topics to it."""
 
     label = "MQTT"
 
@@ -295,18 +333,15 @@ class MqttSender:
         await self._until_sent(self.link.refresh_configs)
         for payload in batch.payloads:
             item: dict[str, Any] = json.loads(payload)
-            stamp = Stamp(item["epoch"], item["seq"])
             for topic, document in item["messages"]:
-                await self._message(topic, document, stamp)
+                await self._message(topic, document)
+            self.link.handled = max(self.link.handled, item["seq"])
 
-    async def _message(self, topic: str, document: str, stamp: Stamp) -> None:
+    async def _message(self, topic: str, document: str) -> None:
+        """Skipped when the broker has it: published before a crash or a lost acknowledgement."""
         link = self.link
         for _ in range(MAX_TRIES_PER_MESSAGE):
-            held = link.retained.get(topic)
-            if held is not None and held.covers(stamp):
-                return  # the broker has it: published before a crash or a lost acknowledgement
-            if await self._until_sent(lambda: link.publish(topic, document)):
-                link.retained[topic] = stamp
+            if await self._until_sent(lambda: link.publish_state(topic, document)):
                 return
         log.error("the MQTT broker at %s dropped the connection %d times over the message for %s (%d bytes); "
                   "skipped it (the journal keeps the weigh-in)", link.where, MAX_TRIES_PER_MESSAGE, topic,

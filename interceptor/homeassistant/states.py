@@ -9,14 +9,19 @@ imported from years ago changes nobody's current state.
 Each outbox item carries the journal's `epoch` (a random id made once per journal) and a `seq` that
 grows with every item queued, and so does every document in it. On connect the sink reads its own
 retained documents back and skips any message whose topic already holds that epoch with a `seq` at
-least as high: a crash between "published" and "marked delivered" publishes nothing twice, and an
-older document never overwrites a newer one.
+least as high, or the same document: a crash between "published" and "marked delivered" publishes
+nothing twice, and an older document never overwrites a newer one.
+
+The outbox only says what changed. On every connection the sink also makes sure the broker holds the
+state as the journal stands (`current_states`): a journal older than `[mqtt]`, or a broker that lost
+its retained messages, would otherwise leave Home Assistant with Unknown until the next weigh-in.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -83,6 +88,12 @@ def unassigned_document(count: int, latest: Measurement | None) -> dict[str, Any
     return {"count": count, "latest": summary}
 
 
+def unassigned_now(reader: Reader) -> dict[str, Any]:
+    """The weigh-ins waiting for a person, as the household page counts them (not hidden guests')."""
+    latest = next(iter(household.unclaimed(reader, limit=1)), None)
+    return unassigned_document(household.unclaimed_count(reader), latest)
+
+
 def device_document(reader: Reader, device_id: str) -> dict[str, Any]:
     state = reader.device(device_id)
     room = _newest(reader, Filter(device_id=device_id, kind="environment"))
@@ -130,8 +141,21 @@ class Stamp:
         return self.epoch == other.epoch and self.seq >= other.seq
 
 
-def stamp_of(payload: bytes) -> Stamp | None:
-    """The stamp of one of our retained documents; None for anything else (bounded, never raises)."""
+@dataclass(frozen=True)
+class Held:
+    """One of our documents as the broker holds it: its stamp, and what it says without the stamp
+    (the same state rendered again carries another stamp and must still count as the same)."""
+
+    stamp: Stamp
+    content: dict[str, Any]
+
+    def covers(self, other: Held) -> bool:
+        """Publishing `other` would repeat what the broker holds or take it back to an older state."""
+        return self.stamp.covers(other.stamp) or self.content == other.content
+
+
+def held_of(payload: bytes | str) -> Held | None:
+    """One of our retained documents; None for anything else (bounded, never raises)."""
     if len(payload) > MAX_DOCUMENT_BYTES:
         return None
     try:
@@ -140,10 +164,51 @@ def stamp_of(payload: bytes) -> Stamp | None:
         return None
     if not isinstance(document, dict):
         return None
-    epoch, seq = document.get("epoch"), document.get("seq")
+    epoch, seq = document.pop("epoch", None), document.pop("seq", None)
     if not isinstance(epoch, str) or isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
         return None
-    return Stamp(epoch, seq)
+    return Held(Stamp(epoch, seq), document)
+
+
+def encode(stamp: Stamp, document: dict[str, Any]) -> str:
+    """A document as published: its stamp first, then its keys."""
+    return json.dumps({"epoch": stamp.epoch, "seq": stamp.seq, **document}, ensure_ascii=False,
+                      separators=(",", ":"))
+
+
+def journal_epoch(tx: Tx) -> str:
+    """This journal's epoch, made the first time anything asks for it."""
+    return tx.meta(EPOCH_KEY, secrets.token_hex(8))
+
+
+def current_states(reader: Reader, topics: Topics, people: Iterable[str], epoch: str,
+                   handled: int) -> list[tuple[str, str]]:
+    """Every state document as the journal stands now, for the sink to publish on connecting: each
+    person's latest weigh-in (nothing for a person never weighed, whose entities stay Unknown), each
+    scale (not the imported sources), the unassigned weigh-ins. Stamped with the last `seq` queued, as
+    they show every item up to it.
+
+    A topic an outbox item after `handled` (the sender has not published it yet) will publish is left
+    out: the outbox brings it up to date itself, one weigh-in after the other, and a current document
+    published first would cover (and so skip) the weigh-ins made while the broker was away."""
+    with reader.consistent():  # the documents, the last seq and what the outbox owes, at one moment
+        stamp = Stamp(epoch, int(reader.meta_get(SEQUENCE_KEY) or 0))
+        owed = _owed_topics(reader, handled)
+        documents = [(topics.person(slug), person_document(latest)) for slug in people
+                     if (latest := latest_weigh_in(reader, slug)) is not None]
+        documents += [(topics.device(device.device_id), device_document(reader, device.device_id))
+                      for device in reader.devices() if device.source in LIVE_SOURCES]
+        documents.append((topics.unassigned, unassigned_now(reader)))
+        return [(topic, encode(stamp, document)) for topic, document in documents if topic not in owed]
+
+
+def _owed_topics(reader: Reader, handled: int) -> set[str]:
+    owed: set[str] = set()
+    for payload in reader.outbox_payloads(SINK):
+        item = json.loads(payload)
+        if item["seq"] > handled:
+            owed.update(topic for topic, _ in item["messages"])
+    return owed
 
 
 class StateRenderer:
@@ -192,15 +257,13 @@ class StateRenderer:
     # -- rendering ------------------------------------------------------------------------------
 
     def _unassigned(self, tx: Tx) -> tuple[str, dict[str, Any]]:
-        """The weigh-ins waiting for a person, as the household page counts them (not hidden guests')."""
-        latest = next(iter(household.unclaimed(tx, limit=1)), None)
-        return self.topics.unassigned, unassigned_document(household.unclaimed_count(tx), latest)
+        return self.topics.unassigned, unassigned_now(tx)
 
     @staticmethod
     def _item(tx: Tx, messages: list[tuple[str, dict[str, Any]]]) -> str | None:
         if not messages:
             return None
-        stamp = {"epoch": tx.meta(EPOCH_KEY, secrets.token_hex(8)), "seq": tx.next_in_sequence(SEQUENCE_KEY)}
-        published = [[topic, json.dumps({**stamp, **document}, ensure_ascii=False, separators=(",", ":"))]
-                     for topic, document in messages]
-        return json.dumps({**stamp, "messages": published}, ensure_ascii=False, separators=(",", ":"))
+        stamp = Stamp(journal_epoch(tx), tx.next_in_sequence(SEQUENCE_KEY))
+        published = [[topic, encode(stamp, document)] for topic, document in messages]
+        return json.dumps({"epoch": stamp.epoch, "seq": stamp.seq, "messages": published}, ensure_ascii=False,
+                          separators=(",", ":"))

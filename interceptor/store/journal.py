@@ -211,6 +211,20 @@ class Reader:
     def backlog(self, sink: str) -> Backlog:
         return outbox.backlog(self.db, sink)
 
+    def outbox_payloads(self, sink: str) -> Iterator[str]:
+        """What `sink` is still owed, oldest first, streamed."""
+        return outbox.payloads(self.db, sink)
+
+    @contextlib.contextmanager
+    def consistent(self) -> Iterator[None]:
+        """Every query inside sees the journal as it was at the first one (one read transaction):
+        without it each query sees the latest commit, and a writer may commit between two."""
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
+
     # -- small durable facts --------------------------------------------------------------------
 
     def meta_get(self, key: str) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -120,6 +120,12 @@ def failed(db: sqlite3.Connection, failed_batch: OutboxBatch, error: str, next_a
         " WHERE sink = ? AND id BETWEEN ? AND ?",
         (next_attempt, error[:MAX_ERROR_CHARS], failed_batch.sink, failed_batch.first_id, failed_batch.last_id),
     )
+
+
+def payloads(db: sqlite3.Connection, sink: str) -> Iterator[str]:
+    for (payload,) in db.execute("SELECT payload FROM outbox WHERE sink = ? AND payload IS NOT NULL ORDER BY id",
+                                 (sink,)):
+        yield payload
 
 
 def size(db: sqlite3.Connection, sink: str) -> int:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from interceptor.homeassistant.commands import MAX_PAYLOAD_BYTES, Claim, ClaimError, parse_claim
-from interceptor.homeassistant.states import MAX_DOCUMENT_BYTES, Stamp, stamp_of
+from interceptor.homeassistant.states import MAX_DOCUMENT_BYTES, Held, Stamp, held_of
 
 LABELS = {"Fred": "fed", "Franziska": "fra", "A guest (not in the household)": None}
 PEOPLE = {"fed", "fra", None}
@@ -73,15 +73,17 @@ def test_refusals_say_what_is_wrong(payload: bytes, reason: str) -> None:
 @FUZZ
 @given(st.binary(max_size=512) | json_values.map(lambda value: json.dumps(value).encode()))
 def test_read_back_takes_only_our_stamps(payload: bytes) -> None:
-    stamp = stamp_of(payload)
-    assert stamp is None or (isinstance(stamp.epoch, str) and stamp.seq >= 0)
+    held = held_of(payload)
+    assert held is None or (isinstance(held.stamp.epoch, str) and held.stamp.seq >= 0)
 
 
 @FUZZ
 @given(st.text(max_size=16), st.integers(0, 2**62), st.integers(0, 2**62))
-def test_a_stamp_covers_itself_and_older_ones_of_its_journal(epoch: str, seq: int, other: int) -> None:
-    held = stamp_of(json.dumps({"epoch": epoch, "seq": seq, "weight": 80.0}).encode())
-    assert held == Stamp(epoch, seq)
-    assert held.covers(Stamp(epoch, other)) == (other <= seq)
-    assert not held.covers(Stamp(epoch + "x", other))  # another journal's documents never hide ours
-    assert stamp_of(b" " * (MAX_DOCUMENT_BYTES + 1)) is None
+def test_a_held_document_covers_itself_older_ones_and_the_same_state(epoch: str, seq: int, other: int) -> None:
+    held = held_of(json.dumps({"epoch": epoch, "seq": seq, "weight": 80.0}).encode())
+    assert held == Held(Stamp(epoch, seq), {"weight": 80.0})
+    assert held.covers(Held(Stamp(epoch, other), {"weight": 81.0})) == (other <= seq)
+    # another journal's documents never hide ours, unless they say the same
+    assert not held.covers(Held(Stamp(epoch + "x", other), {"weight": 81.0}))
+    assert held.covers(Held(Stamp(epoch + "x", other), {"weight": 80.0}))
+    assert held_of(b" " * (MAX_DOCUMENT_BYTES + 1)) is None

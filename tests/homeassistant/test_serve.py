@@ -1,6 +1,7 @@
 """A real `interceptor serve` publishing to a real mosquitto, watched by a stand-in for Home Assistant:
-discovery and states after weigh-ins from the scale stand-in and from BLE frames, a claim made with
-the select landing in the journal, and the broker going away and coming back."""
+discovery and states after weigh-ins from the scale stand-in and from BLE frames, a journal older
+than `[mqtt]` published on connecting, a claim made with the select landing in the journal, and the
+broker going away and coming back."""
 
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ from tests.withings.samples import first_line
 FRED = 2507298  # the scale's id for Fred (HOUSEHOLD_TOML)
 PERSON_FED, PERSON_FRA = f"{BASE}/person/fed/state", f"{BASE}/person/fra/state"
 UNASSIGNED = f"{BASE}/household/unassigned/state"
+SCALE_STATE = f"{BASE}/device/0024e40659dc/state"
+STATES = (PERSON_FED, PERSON_FRA, SCALE_STATE, UNASSIGNED)
 HOUSEHOLD_CONFIG = f"{PREFIX}/device/scale_interceptor/config"
 
 
@@ -70,6 +73,25 @@ def listed(served: object, *options: str) -> list[dict]:
 def live_ids(observer: Observer, topic: str) -> list[int]:
     """The weigh-ins Home Assistant was told about as new states on `topic`, in order."""
     return [message.json()["measurement_id"] for message in observer.on(topic, retained=False)]
+
+
+def published_since(observer: Observer, moment: float, *topics: str) -> dict[str, int]:
+    """How many times each topic was published since `moment` (`time.monotonic()`)."""
+    return {topic: sum(1 for message in observer.on(topic) if message.at > moment) for topic in topics}
+
+
+def unstamped(payload: bytes) -> dict:
+    """A state document without its `epoch` and `seq`."""
+    document = json.loads(payload)
+    return {key: value for key, value in document.items() if key not in ("epoch", "seq")}
+
+
+def household_weigh_ins(port: int, franziska: int) -> None:
+    """Two weigh-ins of Fred's, one of Franziska's, two weights near nobody's (unassigned)."""
+    now = int(time.time())
+    for seconds_ago, weight_kg, userid in ((500, 86.4, FRED), (400, 86.1, FRED), (300, 58.2, franziska),
+                                           (200, 40.2, 424242), (100, 121.3, 424242)):
+        weigh(port, now - seconds_ago, weight_kg, userid)
 
 
 def test_weigh_ins_appear_in_home_assistant_and_a_claim_lands_in_the_journal(tmp_path: Path, broker: Broker) -> None:
@@ -146,6 +168,70 @@ def test_weigh_ins_appear_in_home_assistant_and_a_claim_lands_in_the_journal(tmp
     assert retained(broker.port, f"{BASE}/status") == {f"{BASE}/status": b"offline"}  # said on the way out
 
 
+def test_a_journal_older_than_mqtt_is_published_on_connecting_and_only_once(tmp_path: Path, broker: Broker) -> None:
+    """The issue: `serve` started with `[mqtt]` on a journal that already holds weigh-ins left the
+    broker with configs only (Unknown everywhere, the select unavailable) until the next weigh-in."""
+    data = tmp_path / "data"
+    with_mqtt = mqtt_toml(broker.url)
+    before = write_config(tmp_path, with_mqtt[:with_mqtt.index("\n[mqtt]")])
+    served = start_server(before, data)
+    try:
+        household_weigh_ins(served.port, withings_user_id(load_config(before, environ={}).users[1]))
+        stored = listed(served)
+    finally:
+        served.kill()
+    with reader_of(data / "journal.sqlite") as reader:
+        assert reader.outbox_size(SINK) == 0  # nothing was queued for Home Assistant: it was not configured
+
+    observer = Observer(broker.port)
+    assert observer.subscribed.wait(10)
+    config = write_config(tmp_path, with_mqtt)
+    served = start_server(config, data)
+    try:
+        wait_until(lambda: all(observer.on(topic) for topic in STATES), what="every state")
+        held = retained(broker.port, f"{BASE}/#")
+        latest = {user: max((item for item in stored if item["user"] == user), key=lambda item: item["taken_at"])
+                  for user in ("fed", "fra")}
+        assert json.loads(held[PERSON_FED])["measurement_id"] == latest["fed"]["id"]
+        assert json.loads(held[PERSON_FED])["weight"] == approx(86.1)
+        assert json.loads(held[PERSON_FRA])["measurement_id"] == latest["fra"]["id"]
+        device = json.loads(held[SCALE_STATE])
+        assert (device["battery"], device["firmware"]) == (69.0, "200")
+        unassigned = json.loads(held[UNASSIGNED])
+        waiting = [item for item in stored if item["user"] is None]
+        assert unassigned["count"] == 2 == len(waiting)
+        assert unassigned["latest"]["measurement_id"] == max(waiting, key=lambda item: item["taken_at"])["id"]
+
+        # The select offers the household and is available: there are weigh-ins to claim.
+        select = json.loads(retained(broker.port, HOUSEHOLD_CONFIG)[HOUSEHOLD_CONFIG])[
+            "components"]["assign_latest_weigh_in"]
+        assert select["options"] == ["Fred", "Franziska", "A guest (not in the household)"]
+        assert render(select["availability"][1]["value_template"], held[UNASSIGNED]) == "online"
+        assert json.loads(render(select["json_attributes_template"], held[UNASSIGNED])) == unassigned["latest"]
+
+        # Each once (weight has `force_update`: twice would be two weigh-ins to Home Assistant), and
+        # after Home Assistant announces itself, the configs again but the states the broker holds not.
+        wait_until(lambda: "publishing to Home Assistant" in served.log_path.read_text(), what="connected")
+        configs = len(observer.on(HOUSEHOLD_CONFIG))
+        observer.client.publish(f"{PREFIX}/status", "online", qos=1).wait_for_publish(5)
+        wait_until(lambda: len(observer.on(HOUSEHOLD_CONFIG)) > configs, what="the configs sent again")
+        time.sleep(1.0)  # room for anything that would be published again
+        assert published_since(observer, 0.0, *STATES) == dict.fromkeys(STATES, 1)
+    finally:
+        log = served.kill()
+    assert "Traceback" not in log
+
+    # Started again on the same journal: the broker holds every state already, nothing is repeated.
+    served = start_server(config, data)
+    try:
+        wait_until(lambda: "publishing to Home Assistant" in served.log_path.read_text(), what="connected again")
+        time.sleep(1.0)
+        assert published_since(observer, 0.0, *STATES) == dict.fromkeys(STATES, 1)
+    finally:
+        served.kill()
+        observer.close()
+
+
 def test_ble_frames_reach_the_person_of_the_s400_profile(tmp_path: Path, broker: Broker) -> None:
     config = write_config(tmp_path, ble_toml(extra=f'\n[mqtt]\nurl = "{broker.url}"\n'))
     observer = Observer(broker.port)
@@ -173,19 +259,39 @@ def test_ble_frames_reach_the_person_of_the_s400_profile(tmp_path: Path, broker:
         observer.close()
 
 
-def test_configs_come_back_after_the_broker_lost_everything(tmp_path: Path, broker: Broker) -> None:
-    served = start_server(write_config(tmp_path, mqtt_toml(broker.url)), tmp_path / "data")
+def test_configs_and_states_come_back_after_the_broker_lost_everything(tmp_path: Path, broker: Broker) -> None:
+    config = write_config(tmp_path, mqtt_toml(broker.url))
+    observer = Observer(broker.port)
+    assert observer.subscribed.wait(10)
+    served = start_server(config, tmp_path / "data")
     try:
+        household_weigh_ins(served.port, withings_user_id(load_config(config, environ={}).users[1]))
+        wait_until(lambda: set(STATES) <= set(retained(broker.port, f"{BASE}/#", settle_s=0.2)), what="states")
         wait_until(lambda: HOUSEHOLD_CONFIG in retained(broker.port, f"{PREFIX}/#", settle_s=0.2), what="configs")
+        before = retained(broker.port, f"{BASE}/#")
         broker.stop(signal.SIGKILL)  # no persistence: its retained messages are gone
+        wait_until(lambda: not observer.subscribed.is_set(), what="the observer disconnected")
+        restarted = time.monotonic()
         broker.start()
+        assert observer.subscribed.wait(10)
         wait_until(lambda: HOUSEHOLD_CONFIG in retained(broker.port, f"{PREFIX}/#", settle_s=0.2), timeout=20,
                    what="the configs published again")
-        assert retained(broker.port, f"{BASE}/status") == {f"{BASE}/status": b"online"}
+        wait_until(lambda: set(STATES) <= set(retained(broker.port, f"{BASE}/#", settle_s=0.2)),
+                   what="the states published again")
+        after = retained(broker.port, f"{BASE}/#")
+        assert after[f"{BASE}/status"] == b"online"
+        assert {topic: unstamped(after[topic]) for topic in STATES} == {
+            topic: unstamped(before[topic]) for topic in STATES}  # the same states (stamped as of now)
+        time.sleep(1.0)  # room for anything that would be published twice
+        assert published_since(observer, restarted, *STATES) == dict.fromkeys(STATES, 1)
+        configs = [message.at for message in observer.on(HOUSEHOLD_CONFIG) if message.at > restarted]
+        assert len(configs) == 1 and all(message.at > configs[0] for topic in STATES
+                                         for message in observer.on(topic) if message.at > restarted)
         log = served.log_path.read_text()
         assert log.count("lost the connection to the MQTT broker") == 1 and "Traceback" not in log
     finally:
         served.kill()
+        observer.close()
 
 
 def test_a_lost_delivered_mark_publishes_nothing_twice(tmp_path: Path, broker: Broker) -> None:
