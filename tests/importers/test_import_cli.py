@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import sqlite3
@@ -133,6 +134,19 @@ def test_an_exported_openscale_csv_reimports_to_the_same_weigh_ins(config_path: 
     fra = sum(row["user"] == "fra" for row in before)
     assert f": 0 new, 0 merged into stored weigh-ins, {fra} unchanged, 0 skipped" in again.stdout
     assert stored(data_dir) == before
+
+
+def test_openscale_export_writes_heart_rate_as_a_whole_number(config_path: Path, data_dir: Path,
+                                                               tmp_path: Path) -> None:
+    """openScale keeps heart rate as an integer and reads it with toIntOrNull: "71.00" would be dropped."""
+    cli(config_path, data_dir, "import", "--user", "fra", str(SAMPLES / "openscale.csv"))
+    exported = tmp_path / "fra.csv"
+    result = cli(config_path, data_dir, "export", "--format", "openscale", "--user", "fra", "-o", str(exported))
+    assert result.returncode == 0, result.stderr
+    with exported.open(newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [row["HEART_RATE"] for row in rows] == ["", "71", ""]
+    assert [row["WEIGHT"] for row in rows] == ["60.20", "60.00", "59.90"]  # decimal columns keep two decimals
 
 
 def _openscale_days(path: Path, days: int) -> None:
