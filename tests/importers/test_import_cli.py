@@ -189,6 +189,28 @@ def test_fit_export_splits_at_200_and_decodes_to_the_stored_values(config_path: 
         assert message.get_value("visceral_fat_rating") == 9  # 9.4 in the journal: Garmin takes integers only
 
 
+def _weight_scales(directory: Path) -> list[fitdecode.FitDataMessage]:
+    messages = []
+    for path in sorted(directory.glob("*.fit")):
+        with fitdecode.FitReader(io.BytesIO(path.read_bytes()), check_crc=fitdecode.CrcCheck.ENABLED) as fit:
+            messages += [frame for frame in fit if isinstance(frame, fitdecode.FitDataMessage)
+                         and frame.name == "weight_scale"]
+    return messages
+
+
+def test_fit_muscle_mass_is_skeletal_muscle_or_nothing(config_path: Path, data_dir: Path, tmp_path: Path) -> None:
+    """Garmin's `muscle_mass` is skeletal muscle: an openScale file (total muscle only) sends none,
+    a SmartScaleConnect row sends its skeletal muscle (40.1 kg), not its total muscle (70.2 kg)."""
+    cli(config_path, data_dir, "import", "--user", "fra", str(SAMPLES / "openscale.csv"))
+    cli(config_path, data_dir, "import", str(SAMPLES / "smartscaleconnect.csv"))
+    for slug, expected in (("fra", [None, None, None, 22.3]), ("fed", [40.1])):
+        out = tmp_path / slug
+        result = cli(config_path, data_dir, "export", "--format", "fit", "--user", slug, "-o", str(out))
+        assert result.returncode == 0, result.stderr
+        sent = [message.get_value("muscle_mass", fallback=None) for message in _weight_scales(out)]
+        assert sent == [None if value is None else pytest.approx(value, abs=0.005) for value in expected]
+
+
 def test_csv_and_json_export_use_the_vocabulary(config_path: Path, data_dir: Path, tmp_path: Path) -> None:
     cli(config_path, data_dir, "import", str(SAMPLES / "smartscaleconnect.csv"))
     as_csv = cli(config_path, data_dir, "export", "--format", "csv", "--since", "2024-02-01")
