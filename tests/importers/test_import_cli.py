@@ -211,6 +211,39 @@ def test_fit_muscle_mass_is_skeletal_muscle_or_nothing(config_path: Path, data_d
         assert sent == [None if value is None else pytest.approx(value, abs=0.005) for value in expected]
 
 
+def _into_head(config_path: Path, data_dir: Path, *args: str) -> tuple[int, bytes, str]:
+    """`interceptor ARGS | head -1`: the exit status of interceptor, what head printed, and
+    interceptor's stderr."""
+    command = [str(INTERCEPTOR), *args, "--config", str(config_path), "--data-dir", str(data_dir)]
+    writer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert writer.stdout is not None and writer.stderr is not None
+    head = subprocess.Popen(["head", "-1"], stdin=writer.stdout, stdout=subprocess.PIPE)
+    writer.stdout.close()  # head holds the only reading end: once it exits, the pipe is closed
+    first, _ = head.communicate(timeout=60)
+    errors = writer.stderr.read().decode()
+    return writer.wait(timeout=60), first, errors
+
+
+@pytest.mark.parametrize("args", [
+    ("export", "--format", "csv", "--user", "fed"),
+    ("export", "--format", "json", "--user", "fed"),
+    ("export", "--format", "openscale", "--user", "fed"),
+    ("measurements", "list"),
+    ("measurements", "list", "--format", "json"),
+    ("measurements", "list", "--format", "csv"),
+], ids=" ".join)
+def test_a_reader_that_stops_early_ends_the_command_quietly(config_path: Path, data_dir: Path, tmp_path: Path,
+                                                            args: tuple[str, ...]) -> None:
+    """`... | head -1` on a history far longer than a pipe holds: exit 0 and nothing on stderr."""
+    history = tmp_path / "history.csv"
+    _openscale_days(history, 2000)
+    assert cli(config_path, data_dir, "import", "--user", "fed", str(history)).returncode == 0
+    status, first, errors = _into_head(config_path, data_dir, *args)
+    assert first.strip()
+    assert errors == ""
+    assert status == 0
+
+
 def test_csv_and_json_export_use_the_vocabulary(config_path: Path, data_dir: Path, tmp_path: Path) -> None:
     cli(config_path, data_dir, "import", str(SAMPLES / "smartscaleconnect.csv"))
     as_csv = cli(config_path, data_dir, "export", "--format", "csv", "--since", "2024-02-01")
