@@ -67,6 +67,44 @@ def test_zepp_rows_go_to_the_person_of_their_height(config_path: Path, data_dir:
     assert listed[0]["metrics"]["muscle_mass_kg"]["value"] == 70.1
 
 
+BEN_TOML = """
+[household]
+timezone = "Europe/Paris"
+
+[[users]]
+slug = "ben"
+name = "Ben"
+short_name = "BEN"
+sex = "male"
+birth_date = "1990-01-01"
+height_cm = 180
+"""
+
+
+def test_the_summary_says_when_user_put_a_files_people_onto_one(data_dir: Path, tmp_path: Path) -> None:
+    """Zepp tells family members apart by height; `--user` still takes them all, as documented, and
+    the summary says so."""
+    config_path = tmp_path / "ben.toml"
+    config_path.write_text(BEN_TOML, encoding="utf-8")
+    result = cli(config_path, data_dir, "import", str(SAMPLES / "zepp-life.zip"), "--password", "--user", "ben",
+                 stdin="zepp-sample\n")
+    assert result.returncode == 0, result.stderr
+    said = "\n  the file holds 3 people (heights 200, 161, 172 cm); all went to ben because of --user\n"
+    assert said in result.stdout
+    assert {row["user"] for row in stored(data_dir)} == {"ben"}
+
+
+def test_the_summary_says_which_named_people_user_took(config_path: Path, data_dir: Path) -> None:
+    """SmartScaleConnect names Fred, FRA and Guest: Fred's and FRA's rows go to them, Guest's to --user."""
+    result = cli(config_path, data_dir, "import", str(SAMPLES / "smartscaleconnect.csv"), "--user", "fed")
+    assert result.returncode == 0, result.stderr
+    assert ("\n  the file holds 3 people (names Fred, FRA, Guest); the rows of Guest went to fed because of --user\n"
+            in result.stdout)
+    assert [row["user"] for row in stored(data_dir)] == ["fed", "fra", "fed"]
+    alone = cli(config_path, data_dir, "import", "--user", "fra", str(SAMPLES / "openscale.csv"))
+    assert "the file holds" not in alone.stdout  # a file of one person says nothing of the kind
+
+
 def test_dry_run_writes_nothing_not_even_a_journal(config_path: Path, data_dir: Path) -> None:
     result = cli(config_path, data_dir, "import", "--dry-run", "--user", "fra", str(SAMPLES / "openscale.csv"))
     assert result.returncode == 0, result.stderr
