@@ -92,14 +92,17 @@ def compose(weight_kg: float, readings: Mapping[str, float], profile: Profile, o
     for name, reason in NOT_REPRODUCED.items():
         sheet.refuse(name, reason)
     with_weight, without_weight = _bands(readings)
+    minor = minor_problem(profile, "the S400 model", plural=False)
     problem = (
-        minor_problem(profile, "the S400 model")
+        minor
         or xiaomi.input_problem(weight_kg, profile)
         or impedance_problem("with-weight impedance", with_weight)
         or _contact_problem(with_weight, without_weight)
     )
     if problem is not None or with_weight is None:
         sheet.refuse_all(IMPEDANCE_METRICS, problem or "no with-weight impedance")
+        if minor is not None:
+            _refuse_water_by_its_age_range(sheet, profile)
         return sheet
 
     literature.skeletal_muscle(sheet, profile, with_weight)
@@ -135,6 +138,15 @@ def compose(weight_kg: float, readings: Mapping[str, float], profile: Profile, o
     else:
         sheet.put("protein_pct", 100 * protein / weight_kg, METHOD, fat_confidence(options, "literature"))
     return sheet
+
+
+def _refuse_water_by_its_age_range(sheet: Sheet, profile: Profile) -> None:
+    """Water is Sun 2003's, not the S400 model's: a child younger than Sun 2003 was validated on is
+    told that equation's own age range, the reason that holds whatever becomes of the S400 model."""
+    _, validity = literature.TBW_EQUATIONS["sun2003"]
+    problem = validity.problem(profile)
+    if problem is not None:
+        sheet.refuse("water_pct", problem)
 
 
 def _bands(readings: Mapping[str, float]) -> tuple[float | None, float | None]:
