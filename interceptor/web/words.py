@@ -26,6 +26,7 @@ CONFIDENCE_WORDS = {
 
 METHOD_WORDS = {
     "vendor": "the scale's own value",
+    "vendor-derived": "worked out from the scale's own values",
     "xiaomi": "Xiaomi formula",
     "s400": "Xiaomi S400 formula",
     "literature": "published equations",

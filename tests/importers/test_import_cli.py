@@ -105,6 +105,18 @@ def test_the_summary_says_which_named_people_user_took(config_path: Path, data_d
     assert "the file holds" not in alone.stdout  # a file of one person says nothing of the kind
 
 
+def test_withings_values_we_work_out_are_not_labelled_as_the_vendors(config_path: Path, data_dir: Path) -> None:
+    """weight.csv gives fat mass in kg: its fat %, fat-free mass and FFMI are ours, the masses Withings'."""
+    assert cli(config_path, data_dir, "import", "--user", "fed", str(SAMPLES / "withings.zip")).returncode == 0
+    metrics = json.loads(stored(data_dir)[0]["metrics"])
+    methods = {name: metrics[name]["method"] for name in metrics}
+    for name in ("fat_mass_kg", "bone_mass_kg", "muscle_mass_kg", "visceral_fat"):
+        assert methods[name] == "vendor", name
+    for name in ("body_fat_pct", "fat_free_mass_kg", "ffmi", "ffmi_normalised"):
+        assert methods[name] == "vendor-derived", name
+    assert metrics["body_fat_pct"]["value"] == pytest.approx(100 * 18.2 / 92.81)
+
+
 def test_dry_run_writes_nothing_not_even_a_journal(config_path: Path, data_dir: Path) -> None:
     result = cli(config_path, data_dir, "import", "--dry-run", "--user", "fra", str(SAMPLES / "openscale.csv"))
     assert result.returncode == 0, result.stderr
