@@ -19,6 +19,7 @@ MINUS = "\u2212"
 CONFIDENCE_WORDS = {
     "vendor": "as the scale's maker computes it",
     "vendor-approximate": "close to the scale maker's app",
+    "unverified": "not checked against the scale maker's app",
     "literature": "estimated with a published equation",
     "anthropometric": "from height and weight alone",
     "calibrated": "calibrated to your reference measurement",
