@@ -12,11 +12,12 @@ import errno
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime, time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -102,7 +103,9 @@ class _Commands(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # a reader gone after the last write is met here, not at exit
+            return result
         except click.UsageError as error:
             where = error.ctx.command_path if error.ctx is not None else "interceptor"
             raise UserError(f"{error.format_message().rstrip('.')} (see `{where} --help`)", EXIT_CONFIG) from None
@@ -110,7 +113,7 @@ class _Commands(click.Group):
             raise
         except OSError as error:
             if error.errno == errno.EPIPE:
-                raise  # click ends quietly on a closed pipe
+                _reader_gone()
             raise self._unexpected(ctx, error) from None
         except Exception as error:
             raise self._unexpected(ctx, error) from None
@@ -120,6 +123,17 @@ class _Commands(click.Group):
         if ctx.meta.get("interceptor.debug"):
             return error
         return UserError(f"unexpected {type(error).__name__}: {error} (run with --debug for the traceback)")
+
+
+def _reader_gone() -> NoReturn:
+    """The reader closed the pipe (`... | head -1`): it has what it wanted, so end quietly with
+    success, as other command-line tools do on SIGPIPE. Standard output goes to /dev/null first, or
+    Python's flush at exit would meet the closed pipe again and print that."""
+    with contextlib.suppress(OSError, ValueError):  # no file descriptor (a test runner's stream)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    raise click.exceptions.Exit(0)
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})

@@ -116,7 +116,7 @@ class Reading(BaseModel):
         return f"{self.source}:{self.device_id}:{self.kind}:{int(self.taken_at.timestamp())}"
 
 
-Confidence = Literal["vendor", "vendor-approximate", "literature", "anthropometric", "calibrated"]
+Confidence = Literal["vendor", "vendor-approximate", "unverified", "literature", "anthropometric", "calibrated"]
 
 
 @dataclass(slots=True)

@@ -77,7 +77,7 @@ def normalised_ffmi(ffm_kg: float, profile: Profile) -> float:
 def compose(weight_kg: float, profile: Profile, options: Options) -> Sheet:
     sheet = Sheet()
     sheet.put("bmi", bmi(weight_kg, profile), "bmi", "anthropometric")
-    minor = minor_problem(profile, "the Zepp standard-weight formula")
+    minor = minor_problem(profile, "the Zepp standard-weight formula", plural=False)
     if minor is None:
         sheet.put("ideal_weight_kg", xiaomi.ideal_weight_kg(profile.sex, profile.height_cm), "xiaomi", "anthropometric")
     else:

@@ -200,13 +200,16 @@ def body_problem(weight_kg: float, profile: Profile, *, vendor: bool = False) ->
     return None
 
 
-def minor_problem(profile: Profile, formulas: str) -> str | None:
-    """Why adult-only vendor `formulas` ("the Zepp formulas") do not apply, or None (see ADULT_AGE_YEARS)."""
+def minor_problem(profile: Profile, formulas: str, *, plural: bool = True) -> str | None:
+    """Why adult-only vendor `formulas` ("the Zepp formulas"; `plural=False` for "the S400 model")
+    do not apply, or None (see ADULT_AGE_YEARS). The sentence is shown to users: verbs agree."""
     if profile.whole_years >= ADULT_AGE_YEARS:
         return None
+    are, they, return_ = ("are", "they", "return") if plural else ("is", "it", "returns")
     return (
-        f"{formulas} are made for and checked on adults ({ADULT_AGE_YEARS} and over), not age "
-        f"{profile.whole_years}: on a child they return their own limits, not a measurement"
+        f"{formulas} {are} made for and checked on adults ({ADULT_AGE_YEARS} and over), not age "
+        f"{profile.whole_years}: on a child {they} {return_} {'their' if plural else 'its'} own limits, "
+        "not a measurement"
     )
 
 

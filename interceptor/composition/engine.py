@@ -162,14 +162,16 @@ def _refuse_unphysical(sheet: Sheet, weight_kg: float) -> None:
 
 
 def _put_ffmi(sheet: Sheet, profile: Profile, options: Options) -> None:
-    """FFMI whenever fat-free mass is known, with the method and confidence of that FFM."""
+    """FFMI whenever fat-free mass is known, with the method and confidence of that FFM; from a
+    vendor's FFM it is `vendor-derived`, as no vendor gives an FFMI: we computed it."""
     ffm = sheet.metrics.get("fat_free_mass_kg")
     if ffm is None:
         reason = sheet.refusals.get("fat_free_mass_kg", "no fat-free mass for this weigh-in")
         sheet.refuse_all(("ffmi", "ffmi_normalised"), f"needs fat-free mass: {reason}")
         return
-    sheet.put("ffmi", anthropometric.ffmi(ffm.value, profile), ffm.method, ffm.confidence)
-    sheet.put("ffmi_normalised", anthropometric.normalised_ffmi(ffm.value, profile), ffm.method, ffm.confidence)
+    method = vendor.DERIVED if ffm.method == vendor.METHOD else ffm.method
+    sheet.put("ffmi", anthropometric.ffmi(ffm.value, profile), method, ffm.confidence)
+    sheet.put("ffmi_normalised", anthropometric.normalised_ffmi(ffm.value, profile), method, ffm.confidence)
 
 
 def calibration_offset(reference_fat_pct: float, uncalibrated: Composition) -> float:

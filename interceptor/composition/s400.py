@@ -8,6 +8,7 @@ and prints their leave-one-out error (docs/composition.md, "s400").
 * The app's outputs obey identities on every public record, which we follow exactly:
   fat-free mass = W·(1 − fat %), BMR = 370 + 21.6·FFM (Cunningham 1991; one record is 10 kcal off),
   muscle = FFM − bone, and water + protein + bone = FFM less about 1.1 % of it.
+* Confidence: `vendor-approximate` for men; `unverified` for women, as every public pair is a man.
 * Fat %: the Mi Scale 2 (Zepp) fat expression on the impedance the S400 sends with the weight, the
   larger, ~50 kHz band, scaled by FAT_SCALE. On the six public pairs the unscaled expression reads
   1.1–3.3 points high, in proportion to the fat; one factor fitted on five pairs predicts the sixth
@@ -37,6 +38,7 @@ from interceptor.composition.core import (
     impedance_problem,
     minor_problem,
 )
+from interceptor.model import Confidence
 
 METHOD = "s400"
 
@@ -92,14 +94,17 @@ def compose(weight_kg: float, readings: Mapping[str, float], profile: Profile, o
     for name, reason in NOT_REPRODUCED.items():
         sheet.refuse(name, reason)
     with_weight, without_weight = _bands(readings)
+    minor = minor_problem(profile, "the S400 model", plural=False)
     problem = (
-        minor_problem(profile, "the S400 model")
+        minor
         or xiaomi.input_problem(weight_kg, profile)
         or impedance_problem("with-weight impedance", with_weight)
         or _contact_problem(with_weight, without_weight)
     )
     if problem is not None or with_weight is None:
         sheet.refuse_all(IMPEDANCE_METRICS, problem or "no with-weight impedance")
+        if minor is not None:
+            _refuse_water_by_its_age_range(sheet, profile)
         return sheet
 
     literature.skeletal_muscle(sheet, profile, with_weight)
@@ -117,7 +122,7 @@ def compose(weight_kg: float, readings: Mapping[str, float], profile: Profile, o
     if fat is None:
         sheet.refuse_all(FROM_FAT, f"the calibration offset {options.fat_offset_pct:+g} moves body fat out of 0–75 %")
         return sheet
-    confidence = fat_confidence(options, "vendor-approximate")
+    confidence = fat_confidence(options, _model_confidence(profile))
     ffm = weight_kg - weight_kg * fat / 100
     bone = BONE_FRACTION * ffm
     sheet.put("body_fat_pct", fat, METHOD, confidence)
@@ -133,8 +138,25 @@ def compose(weight_kg: float, readings: Mapping[str, float], profile: Profile, o
     if protein <= 0:
         sheet.refuse("protein_pct", "water and bone estimates leave no room for protein: estimates disagree")
     else:
-        sheet.put("protein_pct", 100 * protein / weight_kg, METHOD, fat_confidence(options, "literature"))
+        protein_confidence = "literature" if profile.is_male else "unverified"  # it follows from the FFM
+        sheet.put("protein_pct", 100 * protein / weight_kg, METHOD, fat_confidence(options, protein_confidence))
     return sheet
+
+
+def _model_confidence(profile: Profile) -> Confidence:
+    """`vendor-approximate` for men, whom every public app pairing shows (all six are men);
+    `unverified` for women: the same factor on the Zepp women's formula, which no public pairing
+    checks against the app (docs/composition.md)."""
+    return "vendor-approximate" if profile.is_male else "unverified"
+
+
+def _refuse_water_by_its_age_range(sheet: Sheet, profile: Profile) -> None:
+    """Water is Sun 2003's, not the S400 model's: a child younger than Sun 2003 was validated on is
+    told that equation's own age range, the reason that holds whatever becomes of the S400 model."""
+    _, validity = literature.TBW_EQUATIONS["sun2003"]
+    problem = validity.problem(profile)
+    if problem is not None:
+        sheet.refuse("water_pct", problem)
 
 
 def _bands(readings: Mapping[str, float]) -> tuple[float | None, float | None]:

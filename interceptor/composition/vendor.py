@@ -2,8 +2,8 @@
 
 Withings' algorithms are undocumented (body-composition.md §8), so the only faithful thing to do
 with its numbers is to show them as they came, labelled `vendor`, and derive locally only what
-follows by definition: fat mass and fat-free mass from a fat %, and BMR from fat-free mass when the
-vendor gave none (§11.4).
+follows by definition: fat mass and fat-free mass from a fat % (or a fat % from a mass), labelled
+`vendor-derived`, and BMR from fat-free mass when the vendor gave none (§11.4).
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from interceptor.composition.core import Options, Sheet, calibrated_fat, fat_con
 from interceptor.model import METRIC_UNITS
 
 METHOD = "vendor"
+# A value we worked out from the vendor's own by definition (fat % from fat mass and weight, FFMI
+# from fat-free mass): exact, but not a number the vendor gave, so not labelled as the vendor's.
+DERIVED = "vendor-derived"
 
 # Computed for every weigh-in whatever the vendor said; not the vendor's to leave out.
 ANTHROPOMETRIC = frozenset({"bmi", "ideal_weight_kg", "bmr_kcal", "ffmi"})
@@ -42,7 +45,7 @@ def compose(weight_kg: float, vendor_metrics: Mapping[str, float], options: Opti
         }
         for name, value in derived.items():
             if options.calibrated or name not in vendor_metrics:
-                sheet.put(name, value, METHOD, confidence)
+                sheet.put(name, value, METHOD if name in vendor_metrics else DERIVED, confidence)
     if "bmr_kcal" not in vendor_metrics and "fat_free_mass_kg" in sheet.metrics:
         bmr = literature.FFM_BMR_EQUATIONS[options.ffm_bmr_equation]
         ffm = sheet.metrics["fat_free_mass_kg"].value

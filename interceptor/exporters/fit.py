@@ -9,7 +9,8 @@ BMR ×4, BMI ×10: reference cloud-and-formats.md §4.3). What Garmin enforces o
 - visceral fat rating and metabolic age as integers (a decimal made Garmin reject the upload:
   lswiderski/WebBodyComposition#1);
 - `muscle_mass` carries skeletal muscle, which is what Garmin measures and shows (SmartScaleConnect
-  README; lswiderski/mi-scale-exporter#69), total muscle only when skeletal is unknown;
+  README; lswiderski/mi-scale-exporter#69), and is left out when skeletal muscle is unknown: total
+  muscle (some 70 kg where skeletal is 40) would read as a skeletal muscle far too high;
 - BMI always, or Garmin's apps show none (kochka/WeightLogger#56).
 
 Values outside a field's range (a uint8 rating over 254) are left out rather than wrapped.
@@ -46,12 +47,11 @@ def weight_scale(measurement: Measurement) -> dict[str, object] | None:
     if weight is None:
         return None
     message: dict[str, object] = {"mesg_num": WEIGHT_SCALE, "timestamp": measurement.taken_at, "weight": weight}
-    muscle = _metric(measurement, "skeletal_muscle_mass_kg") or _metric(measurement, "muscle_mass_kg")
     scaled = {
         "percent_fat": (_metric(measurement, "body_fat_pct"), 100),
         "percent_hydration": (_metric(measurement, "water_pct"), 100),
         "bone_mass": (_metric(measurement, "bone_mass_kg"), 100),
-        "muscle_mass": (muscle, 100),
+        "muscle_mass": (_metric(measurement, "skeletal_muscle_mass_kg"), 100),  # Garmin's is skeletal
         "basal_met": (_metric(measurement, "bmr_kcal"), 4),
         "bmi": (_metric(measurement, "bmi"), 10),
     }

@@ -2,9 +2,10 @@
 
 `DATE` (ISO `yyyy-MM-dd`) and `TIME` (`HH:mm:ss`) in the household's zone, as openScale keeps device
 local time; then the value columns under openScale's `MeasurementTypeKey` names, sorted
-alphabetically as openScale writes them; kilograms and percent, openScale's default units; an empty
-cell where we have no value. openScale's MUSCLE is a percentage of the body weight and its LBM is
-the fat-free mass. One file is one person's, as openScale imports it.
+alphabetically as openScale writes them; kilograms and percent, openScale's default units; heart
+rate a whole number, as openScale keeps it; an empty cell where we have no value. openScale's
+MUSCLE is a percentage of the body weight and its LBM is the fat-free mass. One file is one
+person's, as openScale imports it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from zoneinfo import ZoneInfo
 from interceptor.model import Measurement
 
 DECIMALS = 2  # openScale shows two decimals; re-imported, a value is within 0.01 of ours
+# Columns openScale stores as integers (`InputFieldType.INT`; reference §4.1: HEART_RATE bpm). Its
+# importer reads them with toIntOrNull, which gives null for "71.00": the value would be dropped.
+INTEGER_COLUMNS = frozenset({"HEART_RATE"})
 
 # openScale key → how to take it from a measurement (None: we have no value).
 COLUMNS = {
@@ -47,8 +51,14 @@ def _percent_of_weight(measurement: Measurement, name: str) -> float | None:
     return None if mass is None or not weight else mass / weight * 100
 
 
-def _cell(value: float | None) -> str:
-    return "" if value is None else f"{value:.{DECIMALS}f}"
+def _cell(key: str, value: float | None) -> str:
+    """A value as openScale's importer reads it back: a whole number for an integer column (a decimal
+    point there makes openScale drop the value), two decimals otherwise; empty for no value."""
+    if value is None:
+        return ""
+    if key in INTEGER_COLUMNS:
+        return str(round(value))
+    return f"{value:.{DECIMALS}f}"
 
 
 def write(out: TextIO, measurements: Iterable[Measurement], zone: ZoneInfo) -> int:
@@ -61,6 +71,6 @@ def write(out: TextIO, measurements: Iterable[Measurement], zone: ZoneInfo) -> i
             continue
         local = measurement.taken_at.astimezone(zone)
         writer.writerow([local.strftime("%Y-%m-%d"), local.strftime("%H:%M:%S"),
-                         *(_cell(COLUMNS[key](measurement)) for key in HEADER[2:])])
+                         *(_cell(key, COLUMNS[key](measurement)) for key in HEADER[2:])])
         count += 1
     return count

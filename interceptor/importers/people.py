@@ -23,6 +23,7 @@ HEIGHT_TOLERANCE_CM = 2.0
 class Decision:
     slug: str | None
     reason: str = ""  # why nobody, when slug is None
+    by_user_flag: bool = False  # the row named someone else (or nobody we know): `--user` placed it
 
 
 class People:
@@ -38,7 +39,7 @@ class People:
         if len(near) == 1:
             return Decision(near[0].slug)
         if self.fallback is not None:
-            return Decision(self.fallback)
+            return Decision(self.fallback, by_user_flag=True)
         if len(self.people) == 1 and not near:
             return Decision(self.people[0].slug)
         if near:
@@ -53,7 +54,7 @@ class People:
             if slug is not None:
                 return Decision(slug)
             if self.fallback is not None:
-                return Decision(self.fallback)
+                return Decision(self.fallback, by_user_flag=True)
             return Decision(None, f"unknown person: {who.name[:40]!r} is not in the household; pass --user PERSON")
         if who.height_cm is not None:
             decided = self._by_height.get(who.height_cm)

@@ -87,6 +87,7 @@ def items(source: Source, options: ReadOptions, people: People, now: datetime, s
             summary.skip(row)
             continue
         decision = people.decide(row.who)
+        summary.placed(row.who, decision)
         if decision.slug is None:
             summary.skip(Refusal(row.where, decision.reason))
             continue

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from interceptor.importers.records import Refusal
+from interceptor.importers.people import Decision
+from interceptor.importers.records import Refusal, Who
 from interceptor.pipeline import Imported, ImportResult, Pipeline
 from interceptor.store.imports import MergeRule, Preview
 from interceptor.store.journal import Reader
@@ -51,6 +52,38 @@ class Summary:
     ignored: int = 0  # rows that are not weigh-ins (steps, sleep): neither imported nor refused
     skipped: int = 0
     listed: list[Refusal] = field(default_factory=list)
+    # Each person the file itself tells apart (a Zepp height, a SmartScaleConnect name), in the order
+    # met, with the slug `--user` gave their rows (None: their own person, or nobody).
+    people: dict[Who, str | None] = field(default_factory=dict)
+
+    def placed(self, who: Who, decision: Decision) -> None:
+        """Note whose a row says it is and where it went, so that the summary can say plainly when
+        `--user` put rows the file gives to different people onto one person."""
+        if who.height_cm is None and who.name is None:
+            return
+        if who not in self.people or decision.by_user_flag:
+            self.people[who] = decision.slug if decision.by_user_flag else None
+
+    def people_line(self) -> str | None:
+        """"the file holds 3 people (heights 200, 161, 172 cm); all went to ben because of --user", or
+        None when the file holds one person or `--user` placed none of its rows."""
+        by_flag = [who for who, slug in self.people.items() if slug is not None]
+        if len(self.people) < 2 or not by_flag:
+            return None
+        named = all(who.name is not None for who in self.people)
+
+        def told(whos: list[Who]) -> str:
+            if named:
+                return ", ".join(str(who.name) for who in whos)
+            return ", ".join(f"{who.height_cm:g}" for who in whos) + " cm"
+
+        slugs = sorted({str(self.people[who]) for who in by_flag})
+        kind = "names" if named else "heights"
+        held = f"the file holds {len(self.people)} people ({kind} {told(list(self.people))})"
+        if len(by_flag) == len(self.people):
+            return f"{held}; all went to {', '.join(slugs)} because of --user"
+        return (f"{held}; the rows of {'' if named else 'height '}{told(by_flag)} went to {', '.join(slugs)}"
+                f" because of --user")
 
     def skip(self, refusal: Refusal) -> None:
         self.skipped += 1
@@ -72,6 +105,9 @@ class Summary:
         if self.ignored:
             head += f", {self.ignored} other row(s) ignored (not weigh-ins)"
         lines = [head]
+        people = self.people_line()
+        if people is not None:
+            lines.append(f"  {people}")
         lines += [f"  skipped {refusal.where}: {refusal.reason}" for refusal in self.listed]
         if self.skipped > len(self.listed):
             lines.append(f"  ... and {self.skipped - len(self.listed)} more skipped row(s)")

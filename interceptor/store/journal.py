@@ -17,7 +17,8 @@ import contextlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import weakref
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -109,18 +110,31 @@ class Reader:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
+        self._streams: weakref.WeakSet[Generator[tuple, None, None]] = weakref.WeakSet()
+
+    def _stream(self, stream: Generator[tuple, None, None]) -> Generator[tuple, None, None]:
+        """A row stream, remembered (weakly) so that `close_streams` can end it before its connection."""
+        self._streams.add(stream)
+        return stream
+
+    def close_streams(self) -> None:
+        """End the row streams still open. A caller stopped by an exception (a reader gone at
+        `| head`) leaves its stream to be finalised after the connection closed, when closing its
+        cursor fails and Python prints that on stderr; closed first, the cursor closes cleanly."""
+        for stream in list(self._streams):
+            stream.close()
 
     # -- measurements ---------------------------------------------------------------------------
 
     def measurements(self, where: Filter = EVERYTHING, *, limit: int | None = None,
                      newest_first: bool = False) -> Iterator[Measurement]:
         """Oldest first (unless `newest_first`); `limit` keeps the newest ones."""
-        return map(rows.measurement, rows.select_rows(self.db, rows.COLUMNS, where, limit=limit,
-                                                      newest_first=newest_first))
+        return map(rows.measurement, self._stream(rows.select_rows(self.db, rows.COLUMNS, where, limit=limit,
+                                                                   newest_first=newest_first)))
 
     def measurement_rows(self, where: Filter = EVERYTHING, *, limit: int | None = None) -> Iterator[tuple]:
         """Raw `measurements.COLUMNS` rows, for callers that render them without building objects."""
-        return rows.select_rows(self.db, rows.COLUMNS, where, limit=limit)
+        return self._stream(rows.select_rows(self.db, rows.COLUMNS, where, limit=limit))
 
     def measurement(self, measurement_id: int) -> Measurement | None:
         row = self.db.execute(f"SELECT {rows.COLUMNS} FROM measurements WHERE id = ?", (measurement_id,)).fetchone()
@@ -237,9 +251,11 @@ def reader_of(path: Path) -> Iterator[Reader]:
     """A reader on a connection of its own over an existing journal, with no writer: for commands
     that only look (`measurements list`, `doctor`) and must not create or change anything."""
     connection = open_reader(path)
+    reader = Reader(connection)
     try:
-        yield Reader(connection)
+        yield reader
     finally:
+        reader.close_streams()
         connection.close()
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -74,8 +74,11 @@ class Filter:
 
 def select_rows(
     db: sqlite3.Connection, columns: str, where: Filter, *, limit: int | None = None, newest_first: bool = False
-) -> Iterator[tuple]:
-    """Rows in time order (oldest first unless `newest_first`); `limit` keeps the newest ones."""
+) -> Generator[tuple, None, None]:
+    """Rows in time order (oldest first unless `newest_first`); `limit` keeps the newest ones.
+
+    Close the generator before `db` (`Reader.close_streams`): closing it closes its cursor, which
+    fails on a closed connection."""
     clause, parameters = where.where()
     if limit is None:
         order = "DESC" if newest_first else "ASC"

@@ -19,6 +19,7 @@ MINUS = "\u2212"
 CONFIDENCE_WORDS = {
     "vendor": "as the scale's maker computes it",
     "vendor-approximate": "close to the scale maker's app",
+    "unverified": "not checked against the scale maker's app",
     "literature": "estimated with a published equation",
     "anthropometric": "from height and weight alone",
     "calibrated": "calibrated to your reference measurement",
@@ -26,6 +27,7 @@ CONFIDENCE_WORDS = {
 
 METHOD_WORDS = {
     "vendor": "the scale's own value",
+    "vendor-derived": "worked out from the scale's own values",
     "xiaomi": "Xiaomi formula",
     "s400": "Xiaomi S400 formula",
     "literature": "published equations",

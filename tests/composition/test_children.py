@@ -44,6 +44,8 @@ def test_vendor_formulas_refuse_minors_with_the_reason(readings: dict[str, float
     assert composition.method == method
     for name in VENDOR_IMPEDANCE_METRICS[method]:
         assert name not in composition.metrics, name
+        if method == "s400" and name == "water_pct" and age < 12:
+            continue  # Sun 2003's own age range is the reason (below)
         assert f"adults (18 and over), not age {int(age)}" in composition.refusals[name], name
     assert "bmi" in composition.metrics
     # The standard weight is Zepp's adult formula too.
@@ -83,3 +85,18 @@ def test_a_vendor_value_for_a_child_is_the_vendors() -> None:
     """An imported app record is what the app showed, whoever stood on the scale (bodyResData, 40.7 kg)."""
     composition = compose({"weight_kg": 40.7}, Profile("male", 12, 146), vendor_metrics={"body_fat_pct": 12.1})
     assert (composition.metrics["body_fat_pct"].value, composition.metrics["body_fat_pct"].method) == (12.1, "vendor")
+
+
+def test_the_s400_refusal_is_one_grammatical_sentence() -> None:
+    reason = compose(CHILD_READINGS, CHILD, method="s400").refusals["body_fat_pct"]
+    assert reason == ("the S400 model is made for and checked on adults (18 and over), not age 10: on a child it"
+                      " returns its own limits, not a measurement")
+
+
+def test_a_child_is_refused_s400_water_by_sun_2003s_own_age_range() -> None:
+    """The S400's water is the Sun 2003 equation, validated on ages 12–94: that is why a 10-year-old
+    gets none, not the S400 model's adult-only fat formula."""
+    composition = compose(CHILD_READINGS, CHILD, method="s400")
+    assert "water_pct" not in composition.metrics
+    assert composition.refusals["water_pct"] == ("Sun 2003 was validated on ages 12–94 (white and black Americans);"
+                                                 " age 10.0 is outside")

@@ -55,6 +55,23 @@ def test_method_s400_with_one_impedance_takes_it_as_the_with_weight_band() -> No
     assert abs(fat["value"] - 22.7) < 1.0
 
 
+def test_method_s400_for_a_woman_says_its_numbers_are_unverified() -> None:
+    """Every public S400 pairing is a man's: a woman's S400 values are labelled `unverified`; the
+    published equations beside them (Sun 2003 water, Janssen muscle) stay `literature`."""
+    result = run_json("--sex", "female", "--age", "30", "--height-cm", "165", "--weight-kg", "60",
+                      "--impedance-ohm", "560", "--impedance2-ohm", "500", "--method", "s400")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)["metrics"]
+    for name in ("body_fat_pct", "fat_mass_kg", "fat_free_mass_kg", "muscle_mass_kg", "bone_mass_kg", "bmr_kcal",
+                 "protein_pct", "ffmi"):
+        assert (metrics[name]["method"], metrics[name]["confidence"]) == ("s400", "unverified"), name
+    assert (metrics["water_pct"]["method"], metrics["water_pct"]["confidence"]) == ("sun2003", "literature")
+    table = run("--sex", "female", "--age", "30", "--height-cm", "165", "--weight-kg", "60",
+                "--impedance-ohm", "560", "--impedance2-ohm", "500", "--method", "s400", "--format", "table")
+    assert any(line.split()[:1] == ["body_fat_pct"] and line.split()[-2:] == ["s400", "unverified"]
+               for line in table.stdout.splitlines()), table.stdout
+
+
 def test_table_is_for_people() -> None:
     result = run(*ZEPP_ARGS, "--format", "table", "--method", "literature")
     assert result.returncode == 0, result.stderr

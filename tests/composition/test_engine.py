@@ -130,7 +130,7 @@ def test_vendor_values_pass_through_and_only_the_gaps_are_derived() -> None:
         assert composition.metrics[name].value == value
         assert (composition.metrics[name].method, composition.metrics[name].confidence) == ("vendor", "vendor")
     assert composition.metrics["bmr_kcal"].value == pytest.approx(370 + 21.6 * 64.0)
-    assert composition.metrics["ffmi"].method == "vendor"
+    assert composition.metrics["ffmi"].method == "vendor-derived"  # ours, from the vendor's FFM
     assert "vendor did not report" in composition.refusals["visceral_fat"]
 
 

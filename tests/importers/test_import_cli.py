@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import sqlite3
@@ -64,6 +65,56 @@ def test_zepp_rows_go_to_the_person_of_their_height(config_path: Path, data_dir:
     assert listed[0]["metrics"]["body_fat_pct"] == {"value": 19.5, "unit": "%", "method": "vendor",
                                                     "confidence": "vendor"}
     assert listed[0]["metrics"]["muscle_mass_kg"]["value"] == 70.1
+
+
+BEN_TOML = """
+[household]
+timezone = "Europe/Paris"
+
+[[users]]
+slug = "ben"
+name = "Ben"
+short_name = "BEN"
+sex = "male"
+birth_date = "1990-01-01"
+height_cm = 180
+"""
+
+
+def test_the_summary_says_when_user_put_a_files_people_onto_one(data_dir: Path, tmp_path: Path) -> None:
+    """Zepp tells family members apart by height; `--user` still takes them all, as documented, and
+    the summary says so."""
+    config_path = tmp_path / "ben.toml"
+    config_path.write_text(BEN_TOML, encoding="utf-8")
+    result = cli(config_path, data_dir, "import", str(SAMPLES / "zepp-life.zip"), "--password", "--user", "ben",
+                 stdin="zepp-sample\n")
+    assert result.returncode == 0, result.stderr
+    said = "\n  the file holds 3 people (heights 200, 161, 172 cm); all went to ben because of --user\n"
+    assert said in result.stdout
+    assert {row["user"] for row in stored(data_dir)} == {"ben"}
+
+
+def test_the_summary_says_which_named_people_user_took(config_path: Path, data_dir: Path) -> None:
+    """SmartScaleConnect names Fred, FRA and Guest: Fred's and FRA's rows go to them, Guest's to --user."""
+    result = cli(config_path, data_dir, "import", str(SAMPLES / "smartscaleconnect.csv"), "--user", "fed")
+    assert result.returncode == 0, result.stderr
+    assert ("\n  the file holds 3 people (names Fred, FRA, Guest); the rows of Guest went to fed because of --user\n"
+            in result.stdout)
+    assert [row["user"] for row in stored(data_dir)] == ["fed", "fra", "fed"]
+    alone = cli(config_path, data_dir, "import", "--user", "fra", str(SAMPLES / "openscale.csv"))
+    assert "the file holds" not in alone.stdout  # a file of one person says nothing of the kind
+
+
+def test_withings_values_we_work_out_are_not_labelled_as_the_vendors(config_path: Path, data_dir: Path) -> None:
+    """weight.csv gives fat mass in kg: its fat %, fat-free mass and FFMI are ours, the masses Withings'."""
+    assert cli(config_path, data_dir, "import", "--user", "fed", str(SAMPLES / "withings.zip")).returncode == 0
+    metrics = json.loads(stored(data_dir)[0]["metrics"])
+    methods = {name: metrics[name]["method"] for name in metrics}
+    for name in ("fat_mass_kg", "bone_mass_kg", "muscle_mass_kg", "visceral_fat"):
+        assert methods[name] == "vendor", name
+    for name in ("body_fat_pct", "fat_free_mass_kg", "ffmi", "ffmi_normalised"):
+        assert methods[name] == "vendor-derived", name
+    assert metrics["body_fat_pct"]["value"] == pytest.approx(100 * 18.2 / 92.81)
 
 
 def test_dry_run_writes_nothing_not_even_a_journal(config_path: Path, data_dir: Path) -> None:
@@ -135,6 +186,19 @@ def test_an_exported_openscale_csv_reimports_to_the_same_weigh_ins(config_path: 
     assert stored(data_dir) == before
 
 
+def test_openscale_export_writes_heart_rate_as_a_whole_number(config_path: Path, data_dir: Path,
+                                                               tmp_path: Path) -> None:
+    """openScale keeps heart rate as an integer and reads it with toIntOrNull: "71.00" would be dropped."""
+    cli(config_path, data_dir, "import", "--user", "fra", str(SAMPLES / "openscale.csv"))
+    exported = tmp_path / "fra.csv"
+    result = cli(config_path, data_dir, "export", "--format", "openscale", "--user", "fra", "-o", str(exported))
+    assert result.returncode == 0, result.stderr
+    with exported.open(newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [row["HEART_RATE"] for row in rows] == ["", "71", ""]
+    assert [row["WEIGHT"] for row in rows] == ["60.20", "60.00", "59.90"]  # decimal columns keep two decimals
+
+
 def _openscale_days(path: Path, days: int) -> None:
     start = datetime(2020, 1, 1, 7, 0)
     rows = ["DATE,TIME,BMI,BMR,BODY_FAT,VISCERAL_FAT,WATER,WEIGHT"]
@@ -173,6 +237,61 @@ def test_fit_export_splits_at_200_and_decodes_to_the_stored_values(config_path: 
         assert message.get_value("bmi") == pytest.approx(metrics["bmi"]["value"], abs=0.05)
         assert message.get_value("basal_met") == pytest.approx(metrics["bmr_kcal"]["value"], abs=0.125)
         assert message.get_value("visceral_fat_rating") == 9  # 9.4 in the journal: Garmin takes integers only
+
+
+def _weight_scales(directory: Path) -> list[fitdecode.FitDataMessage]:
+    messages = []
+    for path in sorted(directory.glob("*.fit")):
+        with fitdecode.FitReader(io.BytesIO(path.read_bytes()), check_crc=fitdecode.CrcCheck.ENABLED) as fit:
+            messages += [frame for frame in fit if isinstance(frame, fitdecode.FitDataMessage)
+                         and frame.name == "weight_scale"]
+    return messages
+
+
+def test_fit_muscle_mass_is_skeletal_muscle_or_nothing(config_path: Path, data_dir: Path, tmp_path: Path) -> None:
+    """Garmin's `muscle_mass` is skeletal muscle: an openScale file (total muscle only) sends none,
+    a SmartScaleConnect row sends its skeletal muscle (40.1 kg), not its total muscle (70.2 kg)."""
+    cli(config_path, data_dir, "import", "--user", "fra", str(SAMPLES / "openscale.csv"))
+    cli(config_path, data_dir, "import", str(SAMPLES / "smartscaleconnect.csv"))
+    for slug, expected in (("fra", [None, None, None, 22.3]), ("fed", [40.1])):
+        out = tmp_path / slug
+        result = cli(config_path, data_dir, "export", "--format", "fit", "--user", slug, "-o", str(out))
+        assert result.returncode == 0, result.stderr
+        sent = [message.get_value("muscle_mass", fallback=None) for message in _weight_scales(out)]
+        assert sent == [None if value is None else pytest.approx(value, abs=0.005) for value in expected]
+
+
+def _into_head(config_path: Path, data_dir: Path, *args: str) -> tuple[int, bytes, str]:
+    """`interceptor ARGS | head -1`: the exit status of interceptor, what head printed, and
+    interceptor's stderr."""
+    command = [str(INTERCEPTOR), *args, "--config", str(config_path), "--data-dir", str(data_dir)]
+    writer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert writer.stdout is not None and writer.stderr is not None
+    head = subprocess.Popen(["head", "-1"], stdin=writer.stdout, stdout=subprocess.PIPE)
+    writer.stdout.close()  # head holds the only reading end: once it exits, the pipe is closed
+    first, _ = head.communicate(timeout=60)
+    errors = writer.stderr.read().decode()
+    return writer.wait(timeout=60), first, errors
+
+
+@pytest.mark.parametrize("args", [
+    ("export", "--format", "csv", "--user", "fed"),
+    ("export", "--format", "json", "--user", "fed"),
+    ("export", "--format", "openscale", "--user", "fed"),
+    ("measurements", "list"),
+    ("measurements", "list", "--format", "json"),
+    ("measurements", "list", "--format", "csv"),
+], ids=" ".join)
+def test_a_reader_that_stops_early_ends_the_command_quietly(config_path: Path, data_dir: Path, tmp_path: Path,
+                                                            args: tuple[str, ...]) -> None:
+    """`... | head -1` on a history far longer than a pipe holds: exit 0 and nothing on stderr."""
+    history = tmp_path / "history.csv"
+    _openscale_days(history, 2000)
+    assert cli(config_path, data_dir, "import", "--user", "fed", str(history)).returncode == 0
+    status, first, errors = _into_head(config_path, data_dir, *args)
+    assert first.strip()
+    assert errors == ""
+    assert status == 0
 
 
 def test_csv_and_json_export_use_the_vocabulary(config_path: Path, data_dir: Path, tmp_path: Path) -> None:

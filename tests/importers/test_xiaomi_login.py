@@ -60,6 +60,20 @@ def test_sign_in_failures_say_what_to_do(household: Household, setup: dict, type
     assert cloud.violations == []
 
 
+def test_a_session_others_can_read_is_used_with_one_warning_naming_the_chmod(household: Household) -> None:
+    household.login()
+    session_path = household.data_dir / "xiaomi-session.json"
+    session_path.chmod(0o644)  # as a copy or a restored backup may leave it
+    listed = household.cli("xiaomi", "devices")
+    assert listed.returncode == 0, listed.stderr
+    assert "8C:D0:B2:F6:BE:EF" in listed.stdout
+    assert listed.stderr.count(f"run `chmod 600 {session_path}`") == 1, listed.stderr
+    assert f"{session_path} is mode 0644" in listed.stderr
+    session_path.chmod(0o600)
+    private = household.cli("xiaomi", "devices")
+    assert private.returncode == 0 and "chmod" not in private.stderr, private.stderr
+
+
 def test_the_wrong_region_is_named_with_the_right_one(household: Household) -> None:
     done = household.cli("xiaomi", "login", "--region", "us", "--user", household.cloud.user,
                          input=household.cloud.password + "\n")

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
+import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from interceptor.importers.cloud.errors import CloudError
 from interceptor.importers.cloud.secretfile import read_secret, remove_secret, write_secret
+
+log = logging.getLogger(__name__)
 
 FILE_NAME = "xiaomi-session.json"
 XIAOMI_HOME = "xiaomiio"
@@ -81,11 +85,30 @@ class XiaomiSession:
             raise SessionError(f"the stored Xiaomi session is incomplete: {_RELOGIN}") from None
 
 
+# Session files already warned about in this process: a command loads its session more than once.
+_warned: set[Path] = set()
+
+
+def warn_if_others_can_read(path: Path) -> None:
+    """Say once, naming the fix, when group or others may read the session: its pass token signs in
+    to the Xiaomi account for months. We write it 0600, but a copy or a restore from a backup may
+    not keep that; the file is still used (it is the user's to decide), just not silently."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return  # no file: nothing to warn about (reading it says the rest)
+    if mode & 0o077 and path not in _warned:
+        _warned.add(path)
+        log.warning("%s is mode %04o: other accounts on this machine may read your Xiaomi sign-in;"
+                    " run `chmod 600 %s`", path, mode, path)
+
+
 class SessionStore:
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / FILE_NAME
 
     def load(self) -> XiaomiSession | None:
+        warn_if_others_can_read(self.path)
         value = read_secret(self.path, _RELOGIN)
         return None if value is None else XiaomiSession.from_json(value)
 
