@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from interceptor.withings import scale
-from tests.conftest import INTERCEPTOR, Served, free_port, run_cli, start_server, wait_for_port
+from tests.conftest import INTERCEPTOR, Served, first_dns_answer, free_port, run_cli, start_server, wait_for_port
 
 
 def _weigh(served: Served, userid: int, meastime: int, weight_g: int) -> None:
@@ -116,7 +116,6 @@ def test_config_check_masks_secrets(tmp_path: Path) -> None:
 
 def test_serve_also_answers_dns_for_the_scale(tmp_path: Path) -> None:
     """`interceptor serve` starts the DNS responder too (unless --no-dns): the scale's name resolves here."""
-    import dns.exception
     import dns.message
     import dns.query
     import dns.rdatatype
@@ -130,15 +129,7 @@ def test_serve_also_answers_dns_for_the_scale(tmp_path: Path) -> None:
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(http_port, process)
-        answer = None
-        for _ in range(50):  # the DNS listeners bind just after the HTTP one
-            try:
-                answer = dns.query.udp(dns.message.make_query("scalews.withings.net", "A"), "127.0.0.1",
-                                       port=dns_port, timeout=0.2)
-                break
-            except (dns.exception.Timeout, ConnectionRefusedError):
-                continue
-        assert answer is not None, "the DNS responder never answered"
+        answer = first_dns_answer(dns_port)
         assert [item.address for rrset in answer.answer for item in rrset] == ["127.0.0.1"]
         aaaa = dns.query.udp(dns.message.make_query("scalews.withings.net", "AAAA"), "127.0.0.1", port=dns_port,
                              timeout=5)

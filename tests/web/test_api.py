@@ -17,7 +17,17 @@ from pathlib import Path
 import pytest
 
 from interceptor.withings.scale import read_response
-from tests.conftest import FIXTURES, INTERCEPTOR, NO_RATE_LIMIT, Served, free_port, run_cli, start_server, wait_for_port
+from tests.conftest import (
+    FIXTURES,
+    INTERCEPTOR,
+    NO_RATE_LIMIT,
+    Served,
+    first_dns_answer,
+    free_port,
+    run_cli,
+    start_server,
+    wait_for_port,
+)
 from tests.web.support import FRED_DAYS, client, csrf_token, fill, guest, hidden_csrf, write_config
 
 
@@ -392,15 +402,7 @@ async def test_health_shows_what_the_dns_responder_told_the_scale(tmp_path: Path
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(web_port, process)
-        answer = None
-        for _ in range(50):  # the DNS listeners bind just after the web one
-            try:
-                answer = dns.query.udp(dns.message.make_query("scalews.withings.net", "A"), "127.0.0.1",
-                                       port=dns_port, timeout=0.2)
-                break
-            except (dns.exception.Timeout, ConnectionRefusedError):
-                continue
-        assert answer is not None
+        first_dns_answer(dns_port)
         # An IPv4-only box has no AAAA for the name; asked last, that empty answer is not an alarm.
         dns.query.udp(dns.message.make_query("scalews.withings.net", "AAAA"), "127.0.0.1", port=dns_port, timeout=2)
         served = Served(process, http_port, config, tmp_path / "d", tmp_path / "unused.log", web_port)
