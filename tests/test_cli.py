@@ -118,7 +118,6 @@ def test_serve_also_answers_dns_for_the_scale(tmp_path: Path) -> None:
     """`interceptor serve` starts the DNS responder too (unless --no-dns): the scale's name resolves here."""
     import dns.message
     import dns.query
-    import dns.rdatatype
 
     dns_port, http_port = free_port(), free_port()
     config = tmp_path / "interceptor.toml"
