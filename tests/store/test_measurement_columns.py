@@ -1,6 +1,6 @@
-"""The JSON columns of a measurement row: `metrics_text` writes its own text for speed, and must write
-exactly what the json module writes for the same metrics, byte for byte (stored rows are compared,
-spliced into exports and re-read as they are)."""
+"""The JSON columns of a measurement row: `metrics_text` and `numbers_text` write their own text for
+speed, and must write exactly what the json module writes for the same values, byte for byte (stored
+rows are compared, spliced into exports and re-read as they are)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from interceptor.composition import Profile, compose
 from interceptor.model import METRIC_UNITS, Confidence, Metric
-from interceptor.store.measurements import metrics_text
+from interceptor.store.measurements import dumps, metrics_text, numbers_text
 
 
 def json_module(metrics: dict[str, Metric]) -> str:
@@ -61,3 +61,22 @@ def test_a_non_finite_metric_is_refused_as_the_json_module_refuses_it(value: flo
 
 def test_no_metrics_is_an_empty_object() -> None:
     assert metrics_text({}) == "{}"
+
+
+NUMBER = st.one_of(st.floats(), st.integers(), st.booleans())
+
+
+@given(st.dictionaries(st.one_of(st.sampled_from(sorted(METRIC_UNITS)), TEXT), NUMBER, max_size=12))
+def test_numbers_text_is_what_the_json_module_writes(values: dict[str, float]) -> None:
+    try:
+        expected = dumps(values)
+    except ValueError:  # a NaN or an infinity: refused alike
+        with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+            numbers_text(values)
+    else:
+        assert numbers_text(values) == expected == json.dumps(values, separators=(",", ":"))
+
+
+def test_numbers_named_by_numbers_are_written_as_the_json_module_writes_them() -> None:
+    values = {1: 2.5, "weight_kg": 80.0, 2.5: 1}
+    assert numbers_text(values) == dumps(values) == '{"1":2.5,"weight_kg":80.0,"2.5":1}'  # type: ignore[arg-type]
