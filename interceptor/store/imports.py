@@ -126,10 +126,12 @@ class Nearby:
             chunk = moments[start:start + MOMENTS_PER_QUERY]
             probes = ",".join("(?, ?)" for _ in chunk)
             bounds = [bound for moment in chunk for bound in (moment - rule.window_s, moment + rule.window_s)]
+            # Each probe a range of the time index: CROSS JOIN keeps the probes outside, and `+kind`
+            # keeps the planner from indexing the kind instead (which scans the whole table per probe).
             for identifier, user, device_id, stored_at, weight in db.execute(
                     f"WITH probe(low, high) AS (VALUES {probes}) SELECT DISTINCT m.id, m.user, m.device_id,"
-                    f" m.taken_at, json_extract(m.readings, '$.weight_kg') FROM probe JOIN measurements m"
-                    f" ON m.kind = 'body' AND m.taken_at BETWEEN probe.low AND probe.high", bounds):
+                    f" m.taken_at, json_extract(m.readings, '$.weight_kg') FROM probe CROSS JOIN measurements m"
+                    f" ON +m.kind = 'body' AND m.taken_at BETWEEN probe.low AND probe.high", bounds):
                 if identifier not in self._ids:
                     self.stored(identifier, user, device_id, stored_at, weight)
 
