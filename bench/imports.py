@@ -8,11 +8,12 @@ measurement runs in its own process, so its peak RSS is its own:
 - `csv`: the baseline for reading: the csv module splitting the same file's rows, nothing more;
 - `read`: our reader: format detection, the full checking pass, then the second pass that maps
   every row to a person by height and builds the pipeline's `Imported` reading (what
-  `interceptor import` does before the journal); the issue's floor is 20,000 rows/s here;
+  `interceptor import` does before the journal);
 - `sqlite`: the baseline for writing: sqlite3 inserting the same rows (time, person, weight, the
   vendor values as JSON) into a WAL database, 500 rows and one fsync per transaction;
 - `import`: the whole `interceptor import` path into a fresh journal: both passes, the pipeline's
-  merge checks, composition for every weigh-in, 500 per durable transaction.
+  merge checks, composition for every weigh-in, 500 per durable transaction (the next 500 read
+  while the writer stores these); the floor is 20,000 rows/s here, for the whole import.
 
 Rows per second for each (the clock runs from reading the file to the last row; module imports and
 the household's config are loaded before), the median of `--repeats` alternating runs, the ratio of
@@ -51,6 +52,8 @@ PEOPLE = [("ann", "female", "1980-03-02", 165, 61.0), ("bob", "male", "1978-11-2
           ("cid", "male", "2006-06-01", 174, 66.0), ("dee", "female", "2009-09-09", 158, 50.0)]
 HEADER = "time,weight,height,bmi,fatRate,bodyWaterRate,boneMass,metabolism,muscleRate,visceralFat\n"
 START = datetime(2015, 1, 1, 6, 0, tzinfo=UTC)
+# Rows per second the whole `import` step must reach.
+FLOOR = 20_000
 
 
 def household() -> str:
@@ -209,7 +212,8 @@ def main() -> None:
               f" {small_rss:>14}")
     print(f"read / csv module: {figures['read']['rows_per_s'] / figures['csv']['rows_per_s']:.3f};"
           f" import / sqlite3 insert: {figures['import']['rows_per_s'] / figures['sqlite']['rows_per_s']:.3f};"
-          f" floor 20,000 rows/s for reading: {'met' if figures['read']['rows_per_s'] >= 20_000 else 'NOT met'}")
+          f" floor {FLOOR:,} rows/s for the whole import:"
+          f" {'met' if figures['import']['rows_per_s'] >= FLOOR else 'NOT met'}")
 
 
 if __name__ == "__main__":

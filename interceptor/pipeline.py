@@ -183,19 +183,22 @@ class Pipeline:
     # -- history brought in from elsewhere --------------------------------------------------------
 
     def _import_chunk(self, tx: Tx, items: Sequence[Imported], rule: MergeRule) -> list[ImportResult]:
-        """One job: the chunk's records imported before are looked up together, each person's
-        calibration read once, each device updated once, and what was imported remembered together."""
+        """One job: the chunk's records imported before are looked up together, and the stored
+        weigh-ins they may merge into, each person's calibration read once, each device updated
+        once, and what was imported remembered together."""
         known = imports.imported(tx.db, [item.reading.identity for item in items])
+        nearby = imports.Nearby(tx.db, rule, [item.reading.taken_at.timestamp() for item in items])
         calibrations: dict[str, Calibration | None] = {}
         remembered: list[tuple[str, int]] = []
         with tx.devices_noted():
-            results = [self._import_one(tx, item, rule, known, calibrations, remembered) for item in items]
+            results = [self._import_one(tx, item, nearby, known, calibrations, remembered) for item in items]
         imports.remember(tx.db, remembered)
         return results
 
-    def _import_one(self, tx: Tx, item: Imported, rule: MergeRule, known: dict[str, int],
+    def _import_one(self, tx: Tx, item: Imported, nearby: imports.Nearby, known: dict[str, int],
                     calibrations: dict[str, Calibration | None], remembered: list[tuple[str, int]]) -> ImportResult:
-        """`known`: identities imported before, this chunk's included (kept current here)."""
+        """`known`: identities imported before, this chunk's included; `nearby`: the weigh-ins the
+        chunk's records may merge into, this chunk's included (both kept current here)."""
         reading = item.reading
         identity = reading.identity
         known_id = known.get(identity)
@@ -207,8 +210,9 @@ class Pipeline:
             assignment = assign_user(reading, self.config.users,
                                      lambda slug: tx.recent_weights(slug, RECENT_WEIGHINS),
                                      self.config.household.assign_tolerance_kg, self.config.ble)
-        target = imports.same_weigh_in(tx.db, rule, user=assignment.user, device_id=reading.device_id,
-                                       taken_at=reading.taken_at, weight_kg=reading.values.get("weight_kg"))
+        weight = reading.values.get("weight_kg")
+        target = nearby.same_weigh_in(user=assignment.user, device_id=reading.device_id, taken_at=reading.taken_at,
+                                      weight_kg=weight)
         if target is not None:
             added = imports.attach(tx.db, target, dict(reading.values), dict(reading.vendor_metrics))
             if added:
@@ -219,6 +223,8 @@ class Pipeline:
             remembered.append((identity, target))
             return ImportResult(item, "merged" if added else "unchanged", target)
         (result,) = tx.insert([self._decide(tx, reading, assignment, calibrations)])
+        if result.created and reading.kind == "body":
+            nearby.stored(result.id, assignment.user, reading.device_id, reading.taken_at.timestamp(), weight)
         known[identity] = result.id
         remembered.append((identity, result.id))
         return ImportResult(item, "new" if result.created else "unchanged", result.id)

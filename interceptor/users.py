@@ -9,6 +9,7 @@ so a household works without anyone looking up ids.
 
 from __future__ import annotations
 
+import functools
 import statistics
 import zlib
 from collections.abc import Callable, Sequence
@@ -23,8 +24,13 @@ from interceptor.model import Reading
 
 def age_in_years(birth: date, at: datetime) -> float:
     """Decimal age at a moment: what the scale shows as `agt` (21.3) and the formulas take as age."""
-    born = datetime(birth.year, birth.month, birth.day, tzinfo=UTC)
-    return (at - born).total_seconds() / (365.2425 * 86400)
+    return (at - _birth_moment(birth)).total_seconds() / (365.2425 * 86400)
+
+
+@functools.lru_cache(maxsize=64)
+def _birth_moment(birth: date) -> datetime:
+    """Made once per birth date: an import asks a household's few for every weigh-in."""
+    return datetime(birth.year, birth.month, birth.day, tzinfo=UTC)
 
 
 def withings_user_id(person: Person) -> int:

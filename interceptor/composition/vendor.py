@@ -21,6 +21,9 @@ DERIVED = "vendor-derived"
 
 # Computed for every weigh-in whatever the vendor said; not the vendor's to leave out.
 ANTHROPOMETRIC = frozenset({"bmi", "ideal_weight_kg", "bmr_kcal", "ffmi"})
+# The rest, refused when the vendor left them out: a fixed tuple rather than set arithmetic on every
+# weigh-in (the engine puts refusals in vocabulary order anyway).
+_NOT_ANTHROPOMETRIC = tuple(name for name in METRIC_UNITS if name not in ANTHROPOMETRIC)
 
 
 def compose(weight_kg: float, vendor_metrics: Mapping[str, float], options: Options) -> Sheet:
@@ -50,8 +53,9 @@ def compose(weight_kg: float, vendor_metrics: Mapping[str, float], options: Opti
         bmr = literature.FFM_BMR_EQUATIONS[options.ffm_bmr_equation]
         ffm = sheet.metrics["fat_free_mass_kg"].value
         sheet.put("bmr_kcal", bmr(ffm), options.ffm_bmr_equation, fat_confidence(options, "literature"))
-    for name in METRIC_UNITS.keys() - sheet.metrics.keys() - ANTHROPOMETRIC:
-        sheet.refuse(name, "the vendor did not report it, and it does not follow from what it reported")
+    for name in _NOT_ANTHROPOMETRIC:
+        if name not in sheet.metrics:
+            sheet.refuse(name, "the vendor did not report it, and it does not follow from what it reported")
     return sheet
 
 

@@ -9,6 +9,7 @@ weigh-ins, and lists every skipped row with its reason (the first `MAX_LISTED`; 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -116,11 +117,29 @@ class Summary:
 
 async def import_all(pipeline: Pipeline, items: Iterable[Imported], rule: MergeRule, summary: Summary,
                      on_progress: Progress | None = None) -> None:
-    """Every item into the journal, a chunk per transaction, counted into `summary`."""
-    for batch in chunks(items):
-        summary.count(await pipeline.import_readings(batch, rule))
-        if on_progress is not None:
-            on_progress(len(batch))
+    """Every item into the journal, a chunk per transaction, counted into `summary`.
+
+    The next chunk is read while the writer thread stores this one (its fsync and SQLite's own work
+    leave the interpreter free): reading and writing overlap, and at most one chunk waits read
+    ahead, so memory stays flat. A chunk is sent only once the one before it is durable, so chunks
+    still commit one by one, in order, and a failed chunk stops the import before the next."""
+    writing: tuple[asyncio.Future[list[ImportResult]], int] | None = None
+    try:
+        for batch in chunks(items):
+            if writing is not None:
+                (results, size), writing = writing, None
+                _counted(summary, await results, size, on_progress)
+            writing = asyncio.ensure_future(pipeline.import_readings(batch, rule)), len(batch)
+            await asyncio.sleep(0)  # lets the task queue its job on the writer before the next chunk is read
+    finally:
+        if writing is not None:  # also when reading failed: the chunk in flight is stored and counted
+            _counted(summary, await writing[0], writing[1], on_progress)
+
+
+def _counted(summary: Summary, results: list[ImportResult], size: int, on_progress: Progress | None) -> None:
+    summary.count(results)
+    if on_progress is not None:
+        on_progress(size)
 
 
 def preview_all(pipeline: Pipeline, reader: Reader | None, items: Iterable[Imported], rule: MergeRule,

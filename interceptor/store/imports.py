@@ -104,6 +104,73 @@ def same_weigh_in(
     return min(fitting)[1] if fitting else None
 
 
+# Records per query when looking up a chunk's stored neighbours (two variables each; old SQLite builds
+# cap a statement at 999).
+MOMENTS_PER_QUERY = 400
+
+
+class Nearby:
+    """The stored weigh-ins a chunk of records may merge into, found in one query for the chunk
+    instead of one per record, then kept current by the chunk's own inserts (the job is alone on the
+    writer, so nothing else changes them meanwhile). `same_weigh_in` here answers exactly as the
+    function of that name would, by the same rule. An attachment may give a weightless weigh-in a
+    weight, which is not followed: a rule with a weight tolerance never matches a weightless one,
+    so never attaches to it, and a rule without one never looks at weights."""
+
+    def __init__(self, db: sqlite3.Connection, rule: MergeRule, moments: Sequence[float]) -> None:
+        self.rule = rule
+        # (person or device, time bucket) -> (id, taken_at, weight) of each weigh-in there.
+        self._near: dict[tuple[str, int], list[tuple[int, float, float | None]]] = {}
+        self._ids: set[int] = set()
+        for start in range(0, len(moments), MOMENTS_PER_QUERY):
+            chunk = moments[start:start + MOMENTS_PER_QUERY]
+            probes = ",".join("(?, ?)" for _ in chunk)
+            bounds = [bound for moment in chunk for bound in (moment - rule.window_s, moment + rule.window_s)]
+            # Each probe a range of the time index: CROSS JOIN keeps the probes outside, and `+kind`
+            # keeps the planner from indexing the kind instead (which scans the whole table per probe).
+            for identifier, user, device_id, stored_at, weight in db.execute(
+                    f"WITH probe(low, high) AS (VALUES {probes}) SELECT DISTINCT m.id, m.user, m.device_id,"
+                    f" m.taken_at, json_extract(m.readings, '$.weight_kg') FROM probe CROSS JOIN measurements m"
+                    f" ON +m.kind = 'body' AND m.taken_at BETWEEN probe.low AND probe.high", bounds):
+                if identifier not in self._ids:
+                    self.stored(identifier, user, device_id, stored_at, weight)
+
+    def _key(self, user: str | None, device_id: str) -> str | None:
+        return user if self.rule.same == "person" else device_id
+
+    def _bucket(self, moment: float) -> int:
+        return int(moment // self.rule.window_s)
+
+    def stored(self, measurement_id: int, user: str | None, device_id: str, taken_at: float,
+               weight_kg: float | None) -> None:
+        """A weigh-in is in the journal (the chunk inserted it, or it was there)."""
+        key = self._key(user, device_id)
+        if key is None:
+            return
+        self._ids.add(measurement_id)
+        self._near.setdefault((key, self._bucket(taken_at)), []).append((measurement_id, taken_at, weight_kg))
+
+    def same_weigh_in(self, *, user: str | None, device_id: str, taken_at: datetime,
+                      weight_kg: float | None) -> int | None:
+        """As `same_weigh_in` would find it in the journal: the nearest in time that fits, the lower
+        id on a tie. Buckets two either side are searched: one would do but for rounding."""
+        rule = self.rule
+        key = self._key(user, device_id)
+        if key is None:
+            return None
+        moment = taken_at.timestamp()
+        low, high = moment - rule.window_s, moment + rule.window_s
+        bucket = self._bucket(moment)
+        fitting = [
+            (abs(stored_at - moment), identifier)
+            for near in range(bucket - 2, bucket + 3)
+            for identifier, stored_at, weight in self._near.get((key, near), ())
+            if low <= stored_at <= high and (rule.weight_kg is None or (
+                weight is not None and weight_kg is not None and abs(weight - weight_kg) <= rule.weight_kg))
+        ]
+        return min(fitting)[1] if fitting else None
+
+
 # A vendor value this close to the metric the journal already shows for the weigh-in adds nothing:
 # it is that metric, written out and read back (an exported openScale CSV, re-imported).
 SAME_VALUE_TOLERANCE = 0.01

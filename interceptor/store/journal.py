@@ -288,8 +288,9 @@ class Tx(Reader):
                 (
                     identity, reading.kind, reading.source, reading.device_id, reading.device_model,
                     reading.device_user_id, item.user, item.assignment, reading.taken_at.timestamp(),
-                    reading.received_at.timestamp(), rows.dumps(reading.values), rows.dumps(reading.vendor_metrics),
-                    rows.metrics_text(item.metrics), rows.refusals_text(item.refusals), rows.dumps(reading.raw),
+                    reading.received_at.timestamp(), rows.numbers_text(reading.values),
+                    rows.numbers_text(reading.vendor_metrics), rows.metrics_text(item.metrics),
+                    rows.refusals_text(item.refusals), rows.numbers_text(reading.raw),
                 ),
             )
             self._reading_seen(reading)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from interceptor.config import load_config
 from interceptor.model import Reading
 from interceptor.pipeline import Imported, Pipeline
-from interceptor.store.imports import MergeRule
-from interceptor.store.journal import Filter, Journal
+from interceptor.store.imports import MergeRule, Nearby, same_weigh_in
+from interceptor.store.journal import Filter, Journal, NewMeasurement, Tx
 from tests.conftest import HOUSEHOLD_TOML
 
 T0 = datetime(2024, 5, 1, 5, 30, tzinfo=UTC)
@@ -82,3 +85,50 @@ async def test_cloud_records_merge_by_scale_within_a_minute(pipeline: Pipeline) 
     results = await pipeline.import_readings([record, later], CLOUD_RULE)
     assert [(result.outcome, result.measurement_id == stored.id) for result in results] == [
         ("merged", True), ("new", False)]
+
+
+# -- the chunk's merge lookups, made together (`Nearby`), answer as one query per record did --------
+
+# Moments on the half minute, so that records fall exactly on the edge of a rule's window.
+HALF_MINUTES = st.integers(-6, 24).map(lambda count: 30 * count)
+STORED = st.lists(st.tuples(st.sampled_from(["fra", "fed", None]), st.sampled_from(["zepp-life", "scale"]),
+                            HALF_MINUTES, st.one_of(st.none(), st.sampled_from([60.0, 60.05, 60.1, 60.3])),
+                            st.sampled_from(["body", "environment"])), max_size=20)
+PROBES = st.lists(st.tuples(st.sampled_from(["fra", "fed", None]), st.sampled_from(["zepp-life", "scale"]),
+                            st.one_of(HALF_MINUTES, st.floats(-200, 800)),
+                            st.one_of(st.none(), st.sampled_from([60.0, 60.02, 60.1, 60.2]))),
+                  min_size=1, max_size=20)
+
+
+@settings(max_examples=60, deadline=None)
+@given(STORED, PROBES, st.sampled_from([FILE_RULE, CLOUD_RULE, MergeRule("person", 0.5, 0.05)]))
+def test_nearby_finds_what_a_query_per_record_finds(stored: list, probes: list, rule: MergeRule) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        journal = Journal(Path(scratch) / "journal.sqlite")
+        try:
+            journal.call(lambda tx: tx.insert([
+                NewMeasurement(Reading(source="import", device_id=device, kind=kind, received_at=T0,
+                                       taken_at=T0 + timedelta(seconds=at),
+                                       values={} if weight is None else {"weight_kg": weight}), user, {}, {})
+                for user, device, at, weight, kind in stored]))
+
+            def compare(tx: Tx) -> None:
+                moments = [(T0 + timedelta(seconds=at)) for _, _, at, _ in probes]
+                nearby = Nearby(tx.db, rule, [moment.timestamp() for moment in moments])
+                for (user, device, _, weight), moment in zip(probes, moments, strict=True):
+                    assert nearby.same_weigh_in(user=user, device_id=device, taken_at=moment, weight_kg=weight) == \
+                        same_weigh_in(tx.db, rule, user=user, device_id=device, taken_at=moment, weight_kg=weight)
+
+            journal.call(compare)
+        finally:
+            journal.close()
+
+
+async def test_a_record_merges_into_a_weigh_in_of_its_own_chunk(pipeline: Pipeline) -> None:
+    first = imported(60.0, T0, fat=30.0)
+    same = imported(60.05, T0 + timedelta(seconds=100), device="other-export", fat=30.0)
+    other_person = imported(60.0, T0 + timedelta(seconds=50), user="fed")
+    results = await pipeline.import_readings([first, same, other_person], FILE_RULE)
+    assert [result.outcome for result in results] == ["new", "unchanged", "new"]
+    assert results[1].measurement_id == results[0].measurement_id != results[2].measurement_id
+
