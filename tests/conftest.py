@@ -65,21 +65,6 @@ def wait_for_port(port: int, process: subprocess.Popen | None = None, timeout: f
     raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout} s")
 
 
-def first_dns_answer(port: int, name: str = "scalews.withings.net"):  # -> dns.message.Message
-    """The responder's answer to an A query, asked again while `serve` is still binding its DNS
-    listeners (they come up just after the HTTP ones); fails when it never answers."""
-    import dns.exception
-    import dns.message
-    import dns.query
-
-    for _ in range(50):
-        try:
-            return dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=0.2)
-        except (dns.exception.Timeout, ConnectionRefusedError):
-            continue
-    raise AssertionError(f"the DNS responder on 127.0.0.1:{port} never answered")
-
-
 @pytest.fixture
 def config_path(tmp_path: Path) -> Path:
     path = tmp_path / "interceptor.toml"

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from interceptor.withings import scale
-from tests.conftest import INTERCEPTOR, Served, first_dns_answer, free_port, run_cli, start_server, wait_for_port
+from tests.conftest import INTERCEPTOR, Served, free_port, run_cli, start_server, wait_for_port
+from tests.dns.dns_support import first_dns_answer
 
 
 def _weigh(served: Served, userid: int, meastime: int, weight_g: int) -> None:

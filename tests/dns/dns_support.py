@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import dns.asyncquery
+import dns.exception
 import dns.message
+import dns.query
 import dns.rcode
 import dns.rdatatype
 import pytest
@@ -237,3 +239,14 @@ def rcode(message: dns.message.Message) -> str:
 
 def rdtype(name: str) -> int:
     return int(dns.rdatatype.from_text(name))
+
+
+def first_dns_answer(port: int, name: str = "scalews.withings.net") -> dns.message.Message:
+    """`serve`'s answer to an A query, asked again while it is still binding its DNS listeners
+    (they come up just after the HTTP ones); fails when it never answers."""
+    for _ in range(50):
+        try:
+            return dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=0.2)
+        except (dns.exception.Timeout, ConnectionRefusedError):
+            continue
+    raise AssertionError(f"the DNS responder on 127.0.0.1:{port} never answered")

@@ -22,12 +22,12 @@ from tests.conftest import (
     INTERCEPTOR,
     NO_RATE_LIMIT,
     Served,
-    first_dns_answer,
     free_port,
     run_cli,
     start_server,
     wait_for_port,
 )
+from tests.dns.dns_support import first_dns_answer
 from tests.web.support import FRED_DAYS, client, csrf_token, fill, guest, hidden_csrf, write_config
 
 
