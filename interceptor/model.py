@@ -189,6 +189,12 @@ class DeviceState(BaseModel):
     manufacturing_id: str | None = None
     first_seen: datetime
     last_seen: datetime
+    # What the radio link says (journal table device_radio): a gateway's client address and frames
+    # delivered, a BLE scale's signal when last heard and the gateway that heard it.
+    address: str | None = None
+    frames: int = 0
+    rssi_dbm: int | None = None
+    heard_by: str | None = None
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -200,6 +206,10 @@ class DeviceState(BaseModel):
             "manufacturing_id": self.manufacturing_id,
             "first_seen": iso_utc(self.first_seen),
             "last_seen": iso_utc(self.last_seen),
+            "address": self.address,
+            "frames": self.frames,
+            "rssi_dbm": self.rssi_dbm,
+            "heard_by": self.heard_by,
         }
 
 

@@ -40,12 +40,21 @@ class GatewayOptions:
     data_dir: Path
     spool_max: int
     max_retry_s: float = 10.0
+    name: str = "gateway"  # how the server's Devices page and Home Assistant call this gateway
+    version: str | None = None  # the package's, shown as the gateway's firmware
+
+
+def batch_prefix(options: GatewayOptions) -> str:
+    """The start of every batch: who sends it (interceptor/ble/gateways.py), then the frames' array."""
+    identity = {"name": options.name, "version": options.version}
+    return '{"gateway":' + json.dumps(identity, separators=(",", ":")) + ',"frames":['
 
 
 class Gateway:
     def __init__(self, options: GatewayOptions) -> None:
         self.options = options
         self.url = options.server.rstrip("/") + FRAMES_PATH
+        self.prefix = batch_prefix(options)
         self.spool = Spool(options.data_dir / "gateway-spool.sqlite", options.spool_max)
         self.sent = 0
         self.rejected = 0
@@ -113,7 +122,7 @@ class Gateway:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), 1.0)
                 continue
-            body = ('{"frames":[' + ",".join(body for _, body in rows) + "]}").encode()
+            body = (self.prefix + ",".join(body for _, body in rows) + "]}").encode()
             problem = await self._post(session, body)
             if problem is None:
                 self.spool.remove(rows[-1][0])
