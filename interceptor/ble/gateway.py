@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,9 @@ FRAMES_PATH = "/api/v1/ble/frames"
 BATCH_FRAMES = 200
 BATCH_BYTES = 48 * 1024  # the server reads at most 64 KiB per request
 PERSIST_EVERY_S = 0.2
+# An empty batch when nothing was sent for this long: the server's Devices page and Home Assistant
+# see the gateway as alive while no scale speaks (it forwards only scale frames, rare by nature).
+HEARTBEAT_S = 60.0
 REQUEST_TIMEOUT_S = 15.0
 
 
@@ -113,17 +117,22 @@ class Gateway:
     async def _send(self, session: aiohttp.ClientSession) -> None:
         retry = 0.5
         trouble: str | None = None
+        last_post = -HEARTBEAT_S
         while True:
             rows = self.spool.peek(BATCH_FRAMES, BATCH_BYTES)
             if not rows:
                 if self._source_done:
                     return
+                if time.monotonic() - last_post >= HEARTBEAT_S:  # a failure shows with the next frames
+                    await self._post(session, (self.prefix + "]}").encode())
+                    last_post = time.monotonic()
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), 1.0)
                 continue
             body = (self.prefix + ",".join(body for _, body in rows) + "]}").encode()
             problem = await self._post(session, body)
+            last_post = time.monotonic()
             if problem is None:
                 self.spool.remove(rows[-1][0])
                 self.sent += len(rows)
