@@ -104,10 +104,12 @@ class _Write:
         identity = self.identity
         if tx.device(identity.device_id) is None:
             _make_room(tx)
-        tx.record_device(device_id=identity.device_id, source=SOURCE, seen_at=utc_from_unix(self.last_seen),
-                         model=identity.model, firmware=identity.version if self.report else None,
-                         report=self.report)
+        seen_at = utc_from_unix(self.last_seen)
+        tx.record_device(device_id=identity.device_id, source=SOURCE, seen_at=seen_at, model=identity.model)
         tx.record_radio(identity.device_id, address=self.address, frames=self.frames)
+        if self.report:  # last, so the sinks' state is rendered from the radio facts just written
+            tx.record_device(device_id=identity.device_id, source=SOURCE, seen_at=seen_at, firmware=identity.version,
+                             report=True)
         for mac, rssi in self.signals.items():
             tx.record_radio(mac, rssi_dbm=rssi, heard_by=identity.name)
 
