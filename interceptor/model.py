@@ -18,6 +18,8 @@ Kind = Literal["body", "environment"]
 # The sources that are scales speaking now (withings/routes.py and ble/frames.py SOURCE). Everything
 # else (export files, the Xiaomi and Zepp clouds) is history, which the sinks that push the news
 # (Home Assistant's states, Garmin Connect) leave alone and the household page lists apart from the scales.
+# BLE gateways (source `gateway`, interceptor/ble/gateways.py) are not in it: they make no weigh-ins,
+# and each place that shows devices lists them apart from the scales.
 LIVE_SOURCES = frozenset({"withings", "ble"})
 
 # Reading names (DESIGN.md "Vocabulary") and the unit each carries in its name.
