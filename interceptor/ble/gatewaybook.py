@@ -69,6 +69,11 @@ class GatewayBook:
         for gateway in self._gateways.values():
             self._write_if_due(gateway, now)
 
+    def flush_all(self, now: float) -> None:
+        """Write every gateway's news, paused or not: the server stops, and the book with it."""
+        for gateway in self._gateways.values():
+            self._write_if_due(gateway, now, pause=0.0)
+
     def _admit(self, identity: GatewayId, address: str | None, now: float) -> _Gateway:
         """A gateway new to this process; the one silent longest gives way when the book is full."""
         if len(self._gateways) >= MAX_GATEWAYS:
@@ -77,8 +82,8 @@ class GatewayBook:
         gateway = self._gateways[identity.device_id] = _Gateway(identity, address, now)
         return gateway
 
-    def _write_if_due(self, gateway: _Gateway, now: float) -> None:
-        if not gateway.pending or now - gateway.written < WRITE_EVERY_S:
+    def _write_if_due(self, gateway: _Gateway, now: float, pause: float = WRITE_EVERY_S) -> None:
+        if not gateway.pending or now - gateway.written < pause:
             return
         identity = gateway.identity
         report = (now - gateway.reported >= REPORT_EVERY_S or gateway.reported_version != identity.version)

@@ -140,7 +140,8 @@ def ble_routes(config: Config, pipeline: Pipeline, notices: Notices) -> list[web
 
 def ble_context(config: Config, pipeline: Pipeline) -> CleanupContext:
     """Rebuilds weigh-in state from the frame log at start, then completes overdue weigh-ins
-    (an S400 weight packet whose partner never came) once a second."""
+    (an S400 weight packet whose partner never came) and writes the gateways' held-back news once a
+    second; at the end, whatever news the gateways left."""
 
     async def context(_: web.Application) -> AsyncIterator[None]:
         service = service_for(config, pipeline)
@@ -159,6 +160,7 @@ def ble_context(config: Config, pipeline: Pipeline) -> CleanupContext:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        service.gateways.flush_all(time.time())  # before the journal closes, which writes it
         service.frame_log.close()
 
     return context

@@ -124,3 +124,15 @@ async def test_at_most_a_fixed_number_of_gateways_are_kept(tmp_path: Path) -> No
     assert kept[0].device_id == f"gateway:stranger-{MAX_GATEWAYS + 5}"  # the newest stay
     assert await journal.read(lambda reader: reader.device("11:22:33:44:55:66")) is None  # no row for a stranger MAC
     journal.close()
+
+
+async def test_news_held_back_is_written_when_the_server_stops(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.sqlite")
+    book = GatewayBook(journal)
+    book.heard(GatewayId("pi"), None, 1, {}, 1000.0)
+    book.heard(GatewayId("pi"), None, 4, {}, 1001.0)  # within the pause: held back
+    book.flush_all(1001.5)
+    journal.close()  # writes the bookkeeping, as `serve` does on its way out
+    with journal.reader() as reader:
+        state = reader.device("gateway:pi")
+    assert state is not None and (state.frames, state.last_seen.timestamp()) == (5, 1001.0)
