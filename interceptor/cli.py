@@ -331,7 +331,7 @@ def devices() -> None:
 
 
 DEVICE_COLUMNS = ["device_id", "source", "model", "firmware", "battery_pct", "manufacturing_id", "first_seen",
-                  "last_seen"]
+                  "last_seen", "address", "frames", "rssi_dbm", "heard_by"]
 
 
 @devices.command("list")

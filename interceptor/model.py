@@ -18,6 +18,8 @@ Kind = Literal["body", "environment"]
 # The sources that are scales speaking now (withings/routes.py and ble/frames.py SOURCE). Everything
 # else (export files, the Xiaomi and Zepp clouds) is history, which the sinks that push the news
 # (Home Assistant's states, Garmin Connect) leave alone and the household page lists apart from the scales.
+# BLE gateways (source `gateway`, interceptor/ble/gateways.py) are not in it: they make no weigh-ins,
+# and each place that shows devices lists them apart from the scales.
 LIVE_SOURCES = frozenset({"withings", "ble"})
 
 # Reading names (DESIGN.md "Vocabulary") and the unit each carries in its name.
@@ -189,6 +191,12 @@ class DeviceState(BaseModel):
     manufacturing_id: str | None = None
     first_seen: datetime
     last_seen: datetime
+    # What the radio link says (journal table device_radio): a gateway's client address and frames
+    # delivered, a BLE scale's signal when last heard and the gateway that heard it.
+    address: str | None = None
+    frames: int = 0
+    rssi_dbm: int | None = None
+    heard_by: str | None = None
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -200,6 +208,10 @@ class DeviceState(BaseModel):
             "manufacturing_id": self.manufacturing_id,
             "first_seen": iso_utc(self.first_seen),
             "last_seen": iso_utc(self.last_seen),
+            "address": self.address,
+            "frames": self.frames,
+            "rssi_dbm": self.rssi_dbm,
+            "heard_by": self.heard_by,
         }
 
 

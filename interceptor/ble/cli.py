@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import tempfile
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from interceptor import runtime
+from interceptor import __version__, runtime
 from interceptor.command import (
     EXIT_CONFIG,
     UserError,
@@ -111,9 +112,12 @@ async def until_stopped(work: Coroutine[Any, Any, T]) -> T | None:
               help="frames kept while the server is unreachable; beyond it the oldest go")
 @click.option("--max-retry", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
               help="longest pause in seconds between attempts to reach the server")
+@click.option("--name", metavar="NAME",
+              help="this gateway's name on the server's Devices page and in Home Assistant"
+                   " (default: [ble] gateway_name of --config, else the host name)")
 def gateway_command(server: str | None, token_file: Path | None, adapter: str | None, listen_only: bool,
                     keys: tuple[str, ...], from_file: Path | None, rate: float | None, loop: bool, spool_max: int,
-                    max_retry: float) -> None:
+                    max_retry: float, name: str | None) -> None:
     """Listen to Bluetooth scales and forward their frames to the server (runs until stopped).
     --data-dir holds the spool (default $XDG_DATA_HOME/interceptor, or the config's data_dir)."""
     from interceptor.ble.sources import BleakSource, FileSource, FrameSource, SourceError
@@ -128,6 +132,8 @@ def gateway_command(server: str | None, token_file: Path | None, adapter: str | 
         options = _gateway_options(server, _token(token_file, config),
                                    data_dir or (config.data_dir if config else default_data_dir()), spool_max,
                                    max_retry)
+        options.name = _gateway_name(name, config)
+        options.version = __version__
         from interceptor.ble.gateway import Gateway
 
         gateway = Gateway(options)
@@ -152,6 +158,17 @@ def _token(token_file: Path | None, config: Config | None) -> str:
         raise UserError(f"no token: pass --token-file FILE, set {GATEWAY_TOKEN_VARIABLE}, or --config a file with"
                         " [ble] token (the server's)")
     return token
+
+
+def _gateway_name(given: str | None, config: Config | None) -> str:
+    """`--name`, else the config's `[ble] gateway_name`, else the host name: how the server tells
+    gateways apart (interceptor/ble/gateways.py sets the limits checked here)."""
+    from interceptor.ble.gateways import MAX_NAME
+
+    name = given or (config.ble.gateway_name if config is not None else None) or socket.gethostname()[:MAX_NAME]
+    if not 0 < len(name) <= MAX_NAME or not name.isprintable():
+        raise UserError(f"--name {name!r}: write 1 to {MAX_NAME} printable characters", EXIT_CONFIG)
+    return name
 
 
 def _gateway_options(server: str | None, token: str, data_dir: Path, spool_max: int, max_retry: float) -> Any:

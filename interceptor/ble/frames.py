@@ -84,7 +84,7 @@ class Frame:
         return datetime.fromtimestamp(self.time, tz=UTC)
 
     def to_json(self) -> dict[str, Any]:
-        """The wire shape of `POST /api/v1/ble/frames` (see interceptor/ble/wire.py)."""
+        """The wire shape of `POST /api/v1/ble/frames` (docs/api.md, "The gateway's endpoint")."""
         return {
             "time": datetime.fromtimestamp(self.time, tz=UTC).isoformat().replace("+00:00", "Z"),
             "mac": self.mac,

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,9 @@ FRAMES_PATH = "/api/v1/ble/frames"
 BATCH_FRAMES = 200
 BATCH_BYTES = 48 * 1024  # the server reads at most 64 KiB per request
 PERSIST_EVERY_S = 0.2
+# An empty batch when nothing was sent for this long: the server's Devices page and Home Assistant
+# see the gateway as alive while no scale speaks (it forwards only scale frames, rare by nature).
+HEARTBEAT_S = 60.0
 REQUEST_TIMEOUT_S = 15.0
 
 
@@ -40,12 +44,21 @@ class GatewayOptions:
     data_dir: Path
     spool_max: int
     max_retry_s: float = 10.0
+    name: str = "gateway"  # how the server's Devices page and Home Assistant call this gateway
+    version: str | None = None  # the package's, shown as the gateway's firmware
+
+
+def batch_prefix(options: GatewayOptions) -> str:
+    """The start of every batch: who sends it (interceptor/ble/gateways.py), then the frames' array."""
+    identity = {"name": options.name, "version": options.version}
+    return '{"gateway":' + json.dumps(identity, separators=(",", ":")) + ',"frames":['
 
 
 class Gateway:
     def __init__(self, options: GatewayOptions) -> None:
         self.options = options
         self.url = options.server.rstrip("/") + FRAMES_PATH
+        self.prefix = batch_prefix(options)
         self.spool = Spool(options.data_dir / "gateway-spool.sqlite", options.spool_max)
         self.sent = 0
         self.rejected = 0
@@ -104,17 +117,22 @@ class Gateway:
     async def _send(self, session: aiohttp.ClientSession) -> None:
         retry = 0.5
         trouble: str | None = None
+        last_post = -HEARTBEAT_S
         while True:
             rows = self.spool.peek(BATCH_FRAMES, BATCH_BYTES)
             if not rows:
                 if self._source_done:
                     return
+                if time.monotonic() - last_post >= HEARTBEAT_S:  # a failure shows with the next frames
+                    await self._post(session, (self.prefix + "]}").encode())
+                    last_post = time.monotonic()
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), 1.0)
                 continue
-            body = ('{"frames":[' + ",".join(body for _, body in rows) + "]}").encode()
+            body = (self.prefix + ",".join(body for _, body in rows) + "]}").encode()
             problem = await self._post(session, body)
+            last_post = time.monotonic()
             if problem is None:
                 self.spool.remove(rows[-1][0])
                 self.sent += len(rows)

@@ -16,6 +16,7 @@ from typing import Any
 
 from interceptor.ble.decode import UUID_MI_SCALE, UUID_MI_SCALE_2, UUID_MIBEACON
 from interceptor.ble.frames import Frame, FrameError, normalise_mac, normalise_uuid, parse_hex
+from interceptor.ble.gateways import mqtt_gateway
 from interceptor.ble.mibeacon import SCALE_PRODUCTS
 from interceptor.ble.service import BleService
 from interceptor.ble.settings import MqttSettings
@@ -82,7 +83,7 @@ async def handle(topic: str, payload: bytes, service: BleService, received: floa
         log.warning("ble: MQTT message on %s not understood: %s (payload %r)", topic, error, payload[:512])
         return
     if frame is not None:
-        await service.accept([frame], received)
+        await service.accept([frame], received, gateway=mqtt_gateway(topic))
 
 
 async def subscribe(settings: MqttSettings, service: BleService) -> None:

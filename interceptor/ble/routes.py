@@ -20,6 +20,7 @@ import os
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from aiohttp import web
 
 from interceptor.ble.framelog import FrameLog
 from interceptor.ble.frames import Frame, FrameError, frame_from_json
+from interceptor.ble.gateways import GatewayId, gateway_from_json
 from interceptor.ble.service import BleService
 from interceptor.config import Config, find_config_path
 from interceptor.nesting import TooDeep, loads_json
@@ -62,8 +64,15 @@ def service_for(config: Config, pipeline: Pipeline, config_path: Path | None = N
     return service
 
 
-def parse_batch(body: bytes) -> list[Frame]:
-    """`{"frames": [...]}` → frames; FrameError names the first bad frame and field, or the nesting limit."""
+@dataclass(frozen=True)
+class Batch:
+    frames: list[Frame]
+    gateway: GatewayId | None  # None: a gateway that does not name itself (older ones, curl)
+
+
+def parse_batch(body: bytes) -> Batch:
+    """`{"frames": [...], "gateway": {...}}` → a batch; FrameError names the first bad frame and
+    field, the bad gateway field, or the nesting limit."""
     try:
         document: Any = loads_json(body, "body")
     except TooDeep as error:
@@ -72,6 +81,10 @@ def parse_batch(body: bytes) -> list[Frame]:
         raise FrameError(f"body is not JSON: {error}") from None
     if not isinstance(document, dict) or not isinstance(document.get("frames"), list):
         raise FrameError('body must be a JSON object {"frames": [...]}')
+    unknown = set(document) - {"frames", "gateway"}
+    if unknown:
+        raise FrameError(f"unknown batch fields {sorted(unknown)}; send frames and, optionally, gateway")
+    gateway = None if document.get("gateway") is None else gateway_from_json(document["gateway"])
     items = document["frames"]
     if len(items) > MAX_FRAMES_PER_BATCH:
         raise FrameError(f"{len(items)} frames in one batch; send at most {MAX_FRAMES_PER_BATCH}")
@@ -81,7 +94,7 @@ def parse_batch(body: bytes) -> list[Frame]:
             frames.append(frame_from_json(item))
         except FrameError as error:
             raise FrameError(f"frames[{index}]: {error}") from None
-    return frames
+    return Batch(frames, gateway)
 
 
 def _authorised(request: web.Request, service: BleService) -> bool:
@@ -115,7 +128,8 @@ def ble_routes(config: Config, pipeline: Pipeline, notices: Notices) -> list[web
                    Quoted(str(error)), Quoted(body))
             return web.json_response({"error": str(error)}, status=422)
         try:
-            accepted = await service.accept(batch)
+            sender = batch.gateway or GatewayId(request.remote or "unknown")  # known by its address
+            accepted = await service.accept(batch.frames, gateway=sender, address=request.remote)
         except JournalError as error:  # the gateway keeps the frames and sends them again
             notice(request, "ble: could not store frames from %s: %s", request.remote, error)
             return web.json_response({"error": str(error)}, status=503)
@@ -126,7 +140,8 @@ def ble_routes(config: Config, pipeline: Pipeline, notices: Notices) -> list[web
 
 def ble_context(config: Config, pipeline: Pipeline) -> CleanupContext:
     """Rebuilds weigh-in state from the frame log at start, then completes overdue weigh-ins
-    (an S400 weight packet whose partner never came) once a second."""
+    (an S400 weight packet whose partner never came) and writes the gateways' held-back news once a
+    second; at the end, whatever news the gateways left."""
 
     async def context(_: web.Application) -> AsyncIterator[None]:
         service = service_for(config, pipeline)
@@ -145,6 +160,7 @@ def ble_context(config: Config, pipeline: Pipeline) -> CleanupContext:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        service.gateways.flush_all(time.time())  # before the journal closes, which writes it
         service.frame_log.close()
 
     return context

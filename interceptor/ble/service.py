@@ -24,6 +24,8 @@ from interceptor.ble.decode import Sample, decode_frame
 from interceptor.ble.errors import BindKeyError, DecodeError, MissingBindKey, NotThisDevice
 from interceptor.ble.framelog import FrameLog
 from interceptor.ble.frames import Frame
+from interceptor.ble.gatewaybook import GatewayBook
+from interceptor.ble.gateways import GatewayId
 from interceptor.ble.mibeacon import Idle
 from interceptor.ble.settings import BleSettings
 from interceptor.config import Config, ConfigError, load_config
@@ -45,6 +47,7 @@ class Accepted:
     scale_frames: int = 0
     new_frames: int = 0
     measurements: list[Measurement] = field(default_factory=list)
+    signals: dict[str, int] = field(default_factory=dict)  # each scale's RSSI, the latest frame's
 
     def as_json(self) -> dict[str, object]:
         return {"frames": self.frames, "scale_frames": self.scale_frames, "new_frames": self.new_frames,
@@ -62,6 +65,7 @@ class BleService:
         self.aggregator: Aggregator | None = None  # None: rebuild from the frame log before use
         self._file_version = self._stat()
         self._reported: dict[tuple[str, str], float] = {}
+        self.gateways = GatewayBook(pipeline.journal)
 
     @property
     def settings(self) -> BleSettings:
@@ -69,10 +73,18 @@ class BleService:
 
     # -- input ----------------------------------------------------------------------------------
 
-    async def accept(self, frames: Sequence[Frame], now: float | None = None) -> Accepted:
+    async def accept(self, frames: Sequence[Frame], now: float | None = None, *, gateway: GatewayId | None = None,
+                     address: str | None = None) -> Accepted:
         """Durable on return: every scale frame is in the frame log and every weigh-in it completed
-        is in the journal."""
+        is in the journal. `gateway` (from `address`) delivered them: it is noted as a device, after
+        the weigh-ins, so the signal of a scale heard for the first time finds its device row."""
         now = self.clock() if now is None else now
+        result = await self._accept(frames, now)
+        if gateway is not None:
+            self.gateways.heard(gateway, address, len(frames), result.signals, now)
+        return result
+
+    async def _accept(self, frames: Sequence[Frame], now: float) -> Accepted:
         self.reload_if_changed()
         result = Accepted(frames=len(frames))
         kept: list[tuple[Frame, list[Sample]]] = []
@@ -81,6 +93,8 @@ class BleService:
             if decoded is None:
                 continue
             result.scale_frames += 1
+            if frame.rssi is not None:
+                result.signals[frame.mac] = frame.rssi
             for error in decoded.errors:
                 self._report(frame, error, now)
             samples = [sample for sample in decoded.samples if not isinstance(sample, Idle)]
@@ -100,9 +114,11 @@ class BleService:
         return result
 
     async def tick(self, now: float | None = None) -> list[Measurement]:
-        """Complete weigh-ins whose partner frame is overdue; pick up a changed config."""
+        """Complete weigh-ins whose partner frame is overdue; pick up a changed config; write the
+        gateways' news held back by their pause."""
         now = self.clock() if now is None else now
         self.reload_if_changed()
+        self.gateways.flush(now)
         aggregator, readings = await self._aggregator(now)
         return await self._store([*readings, *aggregator.flush(now)])
 

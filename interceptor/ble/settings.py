@@ -96,6 +96,10 @@ class BleSettings(_Section):
     )
     devices: dict[str, BleDevice] = Field(default_factory=dict, description="keyed by MAC address")
     mqtt: MqttSettings | None = None
+    gateway_name: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="the name `interceptor gateway` gives itself on the server's Devices page (default: the host name)",
+    )
 
     @field_validator("devices", mode="before")
     @classmethod

@@ -1,4 +1,4 @@
-"""Home Assistant MQTT discovery configs, sans-I/O: the household, each person, each scale.
+"""Home Assistant MQTT discovery configs, sans-I/O: the household, each person, each scale and gateway.
 
 Device-based discovery (one retained `<prefix>/device/<node>/config` per device, its entities under
 `components`, each with a `platform`; `device` and `origin` required at the root) as Home Assistant
@@ -22,8 +22,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from interceptor import __version__
+from interceptor.ble.gateways import MODEL as GATEWAY_MODEL
+from interceptor.ble.gateways import SOURCE as GATEWAY_SOURCE
 from interceptor.config import Config, Person, normalise_mac
-from interceptor.homeassistant.entities import ASSIGN_KEY, ASSIGN_NAME, PERSON, ROOM, SCALE, UNASSIGNED, Entity
+from interceptor.homeassistant.entities import (
+    ASSIGN_KEY,
+    ASSIGN_NAME,
+    GATEWAY,
+    PERSON,
+    ROOM,
+    SCALE,
+    UNASSIGNED,
+    Entity,
+)
 from interceptor.homeassistant.topics import Topics, device_key, object_slug
 from interceptor.model import LIVE_SOURCES, DeviceState
 from interceptor.store.journal import Filter, Reader
@@ -48,6 +59,16 @@ class Scale:
     firmware: str | None
     has_battery: bool
     has_room: bool  # it has sent room readings (a WS-50's temperature and CO2)
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """What a BLE gateway's config depends on (interceptor/ble/gateways.py)."""
+
+    device_id: str
+    name: str  # its own, or its client address
+    model: str | None
+    firmware: str | None
 
 
 def option_labels(people: Sequence[Person]) -> dict[str, str | None]:
@@ -166,10 +187,25 @@ class Discovery:
             device["connections"] = [["mac", mac]]
         return self.topics.discovery(node), _device_config(device, components)
 
-    def all(self, scales: Iterable[Scale]) -> list[Message]:
-        """Household first: people and scales name it as the device they are reached through."""
+    def gateway(self, gateway: Gateway) -> Message:
+        node = f"{HOUSEHOLD_ID}_device_{device_key(gateway.device_id)}"
+        state = self.topics.device(gateway.device_id)
+        name = f"Gateway {gateway.name}"
+        components = {entity.key: _sensor(entity, node, object_slug(name), state, self._available)
+                      for entity in GATEWAY}
+        device: dict[str, Any] = {"identifiers": [node], "name": name, "via_device": HOUSEHOLD_ID}
+        if gateway.model:
+            device["model"] = gateway.model
+        if gateway.model == GATEWAY_MODEL:  # an OpenMQTTGateway/Theengs gateway is not ours to claim
+            device["manufacturer"] = "Scale Interceptor"
+        if gateway.firmware:
+            device["sw_version"] = gateway.firmware
+        return self.topics.discovery(node), _device_config(device, components)
+
+    def all(self, scales: Iterable[Scale], gateways: Iterable[Gateway] = ()) -> list[Message]:
+        """Household first: people, scales and gateways name it as the device they are reached through."""
         return [self.household(), *(self.person(person) for person in self.config.users),
-                *(self.scale(scale) for scale in scales)]
+                *(self.scale(scale) for scale in scales), *(self.gateway(gateway) for gateway in gateways)]
 
     def scale_name(self, device: DeviceState) -> str:
         """The name from `[devices."MAC"]`, else the model a config or the device gave, else the id."""
@@ -193,3 +229,9 @@ def scales(reader: Reader, discovery: Discovery) -> list[Scale]:
         found.append(Scale(device.device_id, discovery.scale_name(device), device.model, device.source,
                            device.firmware, device.battery_pct is not None, has_room))
     return found
+
+
+def gateways(reader: Reader) -> list[Gateway]:
+    """Every BLE gateway in the journal."""
+    return [Gateway(device.device_id, device.device_id.removeprefix(f"{GATEWAY_SOURCE}:"), device.model,
+                    device.firmware) for device in reader.devices(GATEWAY_SOURCE)]

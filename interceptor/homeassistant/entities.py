@@ -63,6 +63,9 @@ SCALE = (
     _timestamp("last_seen", "Last seen", diagnostic=True),
     _timestamp("last_weigh_in", "Last weigh-in"),
 )
+# One device per BLE gateway: when it last delivered (or said it is alive); its version is the
+# device's `sw_version`, its address and frames delivered the attributes.
+GATEWAY = (_timestamp("last_seen", "Last seen"),)
 ROOM = (
     Entity("temperature", "Temperature", "temperature_c", "°C", "temperature", precision=1),
     Entity("carbon_dioxide", "Carbon dioxide", "co2_ppm", "ppm", "carbon_dioxide", precision=0),

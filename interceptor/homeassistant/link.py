@@ -28,7 +28,7 @@ from aiohttp import web
 
 from interceptor.config import Config
 from interceptor.homeassistant.commands import ClaimError, excerpt, parse_claim
-from interceptor.homeassistant.discovery import Discovery, scales
+from interceptor.homeassistant.discovery import Discovery, gateways, scales
 from interceptor.homeassistant.settings import MqttSettings
 from interceptor.homeassistant.states import SINK, Held, current_states, held_of, journal_epoch
 from interceptor.model import Measurement
@@ -163,11 +163,12 @@ class Link:
                 self.retained[topic] = wanted
 
     async def refresh_configs(self) -> None:
-        """Publish the configs that changed since this connection published them (a new scale, a
-        scale that started sending room readings or a new firmware)."""
+        """Publish the configs that changed since this connection published them (a new scale or
+        gateway, a scale that started sending room readings or a new firmware)."""
         async with self._config_lock:
-            found = await self.pipeline.journal.read(lambda reader: scales(reader, self.discovery))
-            for topic, payload in self.discovery.all(found):
+            found, relays = await self.pipeline.journal.read(
+                lambda reader: (scales(reader, self.discovery), gateways(reader)))
+            for topic, payload in self.discovery.all(found, relays):
                 if self._configs.get(topic) != payload:
                     await self._publish(topic, payload)
                     self._configs[topic] = payload

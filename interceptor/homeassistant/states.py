@@ -1,10 +1,10 @@
 """The MQTT sink's renderer: the state documents a journal change leaves behind, sans-I/O.
 
 A state topic holds one retained JSON document: a person's latest weigh-in, a scale's latest
-battery, firmware and room reading, the household's unassigned weigh-ins. It is rendered inside the
-transaction that made the change (`store.outbox.Renderer`), so it reads what is true after it: the
-person a weigh-in moved from gets their now-latest weigh-in (or an empty document), a weigh-in
-imported from years ago changes nobody's current state.
+battery, firmware and room reading, a gateway's last delivery, the household's unassigned weigh-ins.
+It is rendered inside the transaction that made the change (`store.outbox.Renderer`), so it reads
+what is true after it: the person a weigh-in moved from gets their now-latest weigh-in (or an empty
+document), a weigh-in imported from years ago changes nobody's current state.
 
 Each outbox item carries the journal's `epoch` (a random id made once per journal) and a `seq` that
 grows with every item queued, and so does every document in it. On connect the sink reads its own
@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from interceptor.ble.gateways import SOURCE as GATEWAY_SOURCE
 from interceptor.homeassistant.entities import PERSON, ROOM, SCALE
 from interceptor.homeassistant.topics import Topics
-from interceptor.model import LIVE_SOURCES, Measurement
+from interceptor.model import LIVE_SOURCES, DeviceState, Measurement
 from interceptor.store import household
 from interceptor.store.journal import DeviceReport, Filter, Reader, Tx
 
@@ -114,6 +115,14 @@ def device_document(reader: Reader, device_id: str) -> dict[str, Any]:
     return {**document, "details": details}
 
 
+def gateway_document(state: DeviceState | None) -> dict[str, Any]:
+    """A gateway's last delivery (or "still here"), with its address and frames as attributes."""
+    if state is None:
+        return {"last_seen": None, "firmware": None, "details": {"last_seen": {}}}
+    return {"last_seen": iso(state.last_seen), "firmware": state.firmware,
+            "details": {"last_seen": {"address": state.address, "frames": state.frames}}}
+
+
 def _newest(reader: Reader, where: Filter) -> Measurement | None:
     return next(iter(reader.measurements(where, limit=1, newest_first=True)), None)
 
@@ -185,7 +194,7 @@ def current_states(reader: Reader, topics: Topics, people: Iterable[str], epoch:
                    handled: int) -> list[tuple[str, str]]:
     """Every state document as the journal stands now, for the sink to publish on connecting: each
     person's latest weigh-in (nothing for a person never weighed, whose entities stay Unknown), each
-    scale (not the imported sources), the unassigned weigh-ins. Stamped with the last `seq` queued, as
+    scale (not the imported sources), each gateway, the unassigned weigh-ins. Stamped with the last `seq` queued, as
     they show every item up to it.
 
     A topic an outbox item after `handled` (the sender has not published it yet) will publish is left
@@ -198,6 +207,8 @@ def current_states(reader: Reader, topics: Topics, people: Iterable[str], epoch:
                      if (latest := latest_weigh_in(reader, slug)) is not None]
         documents += [(topics.device(device.device_id), device_document(reader, device.device_id))
                       for device in reader.devices() if device.source in LIVE_SOURCES]
+        documents += [(topics.device(device.device_id), gateway_document(device))
+                      for device in reader.devices(GATEWAY_SOURCE)]
         documents.append((topics.unassigned, unassigned_now(reader)))
         return [(topic, encode(stamp, document)) for topic, document in documents if topic not in owed]
 
@@ -249,7 +260,9 @@ class StateRenderer:
         return self._item(tx, messages)
 
     def device(self, report: DeviceReport, tx: Tx) -> str | None:
-        return self._item(tx, [(self.topics.device(report.device_id), device_document(tx, report.device_id))])
+        document = (gateway_document(tx.device(report.device_id)) if report.source == GATEWAY_SOURCE
+                    else device_document(tx, report.device_id))
+        return self._item(tx, [(self.topics.device(report.device_id), document)])
 
     def retraction(self, old: Measurement, new: Measurement) -> dict[str, str] | None:
         return None  # a state is replaced, never retracted: `revision` publishes what replaces it

@@ -52,6 +52,16 @@ CREATE TABLE IF NOT EXISTS devices (
     first_seen REAL NOT NULL,
     last_seen REAL NOT NULL
 );
+-- What a radio link says about a device, apart from what the device says about itself: a gateway's
+-- client address and the frames it delivered, a BLE scale's signal when last heard and by which
+-- gateway. A table of its own, so journals written before it need no migration.
+CREATE TABLE IF NOT EXISTS device_radio (
+    device_id TEXT PRIMARY KEY,
+    address TEXT,
+    rssi_dbm INTEGER,
+    heard_by TEXT,
+    frames INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS device_history (
     id INTEGER PRIMARY KEY,
     device_id TEXT NOT NULL,

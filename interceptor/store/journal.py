@@ -94,14 +94,18 @@ def _new_measurement(item: NewMeasurement, identity: str, measurement_id: int) -
     )
 
 
-_DEVICE_COLUMNS = "device_id, source, model, firmware, battery_pct, manufacturing_id, first_seen, last_seen"
+_DEVICE_COLUMNS = ("d.device_id, source, model, firmware, battery_pct, manufacturing_id, first_seen, last_seen,"
+                   " address, coalesce(frames, 0), rssi_dbm, heard_by")
+_DEVICES = "devices d LEFT JOIN device_radio r USING (device_id)"
 
 
 def _device(row: tuple) -> DeviceState:
-    device_id, source, model, firmware, battery, manufacturing_id, first_seen, last_seen = row
+    (device_id, source, model, firmware, battery, manufacturing_id, first_seen, last_seen, address, frames, rssi,
+     heard_by) = row
     return DeviceState(
         device_id=device_id, source=source, model=model, firmware=firmware, battery_pct=battery,
         manufacturing_id=manufacturing_id, first_seen=utc_from_unix(first_seen), last_seen=utc_from_unix(last_seen),
+        address=address, frames=frames, rssi_dbm=rssi, heard_by=heard_by,
     )
 
 
@@ -195,12 +199,15 @@ class Reader:
     # -- devices --------------------------------------------------------------------------------
 
     def device(self, device_id: str) -> DeviceState | None:
-        row = self.db.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE device_id = ?", (device_id,)).fetchone()
+        row = self.db.execute(f"SELECT {_DEVICE_COLUMNS} FROM {_DEVICES} WHERE d.device_id = ?",
+                              (device_id,)).fetchone()
         return None if row is None else _device(row)
 
-    def devices(self) -> list[DeviceState]:
-        return [_device(row) for row in
-                self.db.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices ORDER BY last_seen DESC")]
+    def devices(self, source: str | None = None) -> list[DeviceState]:
+        """Every device (or every device of `source`), the latest heard first."""
+        clause, parameters = ("WHERE source = ?", (source,)) if source is not None else ("", ())
+        return [_device(row) for row in self.db.execute(
+            f"SELECT {_DEVICE_COLUMNS} FROM {_DEVICES} {clause} ORDER BY last_seen DESC", parameters)]
 
     def device_reports(self, since: datetime | None = None) -> Iterator[DeviceReport]:
         """Device history (battery, firmware over time), oldest first, streamed."""
@@ -337,11 +344,14 @@ class Tx(Reader):
         firmware: str | None = None,
         battery_pct: float | None = None,
         manufacturing_id: str | None = None,
+        report: bool = False,
     ) -> None:
-        """Note what the device said about itself; battery and firmware are kept as history too."""
+        """Note what the device said about itself; battery and firmware are kept as history too, and
+        told to the sinks. `report`: so is this moment without them (a gateway's "still here", which
+        Home Assistant shows as last seen)."""
         when = seen_at.timestamp()
         self._upsert_device(device_id, source, model, firmware, battery_pct, manufacturing_id, when, when)
-        if firmware is None and battery_pct is None:
+        if firmware is None and battery_pct is None and not report:
             return
         cursor = self.db.execute(
             "INSERT INTO device_history (device_id, seen_at, firmware, battery_pct) VALUES (?, ?, ?, ?)",
@@ -365,6 +375,24 @@ class Tx(Reader):
             " first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen)",
             (device_id, source, model, firmware, battery_pct, manufacturing_id, first, last),
         )
+
+    def record_radio(self, device_id: str, *, address: str | None = None, rssi_dbm: int | None = None,
+                     heard_by: str | None = None, frames: int = 0) -> None:
+        """Note what the radio link said about a device already in `devices` (a row for anything else
+        would let frames from any MAC grow the table): `frames` adds up, the rest is the latest known."""
+        self.db.execute(
+            "INSERT INTO device_radio (device_id, address, rssi_dbm, heard_by, frames)"
+            " SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM devices WHERE device_id = ?)"
+            " ON CONFLICT (device_id) DO UPDATE SET address = coalesce(excluded.address, address),"
+            " rssi_dbm = coalesce(excluded.rssi_dbm, rssi_dbm), heard_by = coalesce(excluded.heard_by, heard_by),"
+            " frames = frames + excluded.frames",
+            (device_id, address, rssi_dbm, heard_by, frames, device_id),
+        )
+
+    def forget_device(self, device_id: str) -> None:
+        """Remove a device and its history: a bounded set of devices makes room for a new one."""
+        for table in ("devices", "device_radio", "device_history"):
+            self.db.execute(f"DELETE FROM {table} WHERE device_id = ?", (device_id,))
 
     def _reading_seen(self, reading: Reading) -> None:
         """A reading's device was seen: now, or noted for the end of `devices_noted`."""

@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from interceptor import __version__
+from interceptor.ble.frames import SOURCE as BLE_SOURCE
+from interceptor.ble.gateways import MODEL as GATEWAY_MODEL
+from interceptor.ble.gateways import SOURCE as GATEWAY_SOURCE
 from interceptor.config import Config, Person
 from interceptor.model import LIVE_SOURCES, METRIC_UNITS, DeviceState, Measurement, Metric, iso_utc, utc_from_unix
 from interceptor.store import household
@@ -35,7 +38,9 @@ SPARK_DAYS = 30
 LOW_BATTERY_PCT = 20.0
 SILENT_AFTER = timedelta(days=7)
 RECENT_REQUESTS = 300  # of the request log's ring, enough for the last conversation of every scale
-RECENT_FRAMES = 2000  # of the BLE frame log (half an hour), for each scale's latest signal strength
+# A gateway that says it is still here every minute (`interceptor gateway`) is missed after ten; one
+# that speaks only when a scale does (older gateways, OpenMQTTGateway/Theengs) only after a scale's week.
+GATEWAY_SILENT_AFTER = timedelta(minutes=10)
 CONVERSATION_GAP_S = 120.0  # requests from one address closer than this are one conversation
 ADDRESS_TYPES = ("A", "AAAA")  # the DNS answers that say where a scale will connect
 DNS_VERDICTS = 5  # clients judged on the page, most recent first; the table below lists every answer
@@ -429,16 +434,30 @@ class Imported:
 
 
 @dataclass(frozen=True)
+class Gateway:
+    """A BLE gateway (interceptor/ble/gateways.py): what delivers the Bluetooth scales' frames, so its
+    silence is a scale's silence to come."""
+
+    state: DeviceState  # address and frames delivered; firmware: the version it runs
+    name: str
+    last_seen_text: str
+    warnings: list[str]
+
+    def as_json(self) -> dict[str, object]:
+        return {**self.state.as_json(), "name": self.name, "last_seen_text": self.last_seen_text,
+                "warnings": self.warnings}
+
+
+@dataclass(frozen=True)
 class Devices:
     devices: list[Device]  # the scales speaking now (`model.LIVE_SOURCES`)
+    gateways: list[Gateway]
     imported: list[Imported]
-    gateway_last_frame: float | None  # when a BLE gateway last delivered a scale frame
-    gateway_text: str | None
 
     def as_json(self) -> dict[str, object]:
         return {"devices": [device.as_json() for device in self.devices],
-                "imported": [source.as_json() for source in self.imported],
-                "ble_gateway_last_frame": _iso(self.gateway_last_frame) if self.gateway_last_frame else None}
+                "gateways": [gateway.as_json() for gateway in self.gateways],
+                "imported": [source.as_json() for source in self.imported]}
 
 
 def _iso(seconds: float) -> str:
@@ -495,45 +514,33 @@ def _mac_in(body: bytes) -> str | None:
     return None
 
 
-def signals(data_dir: Path) -> tuple[dict[str, int], float | None]:
-    """Each BLE scale's latest RSSI from the frame log (the last half hour), and the newest frame's time."""
-    path = data_dir / "ble-frames.sqlite"
-    if not path.exists():
-        return {}, None
-    try:
-        db = open_reader(path)
-    except Exception:
-        return {}, None
-    rssi: dict[str, int] = {}
-    newest = None
-    try:
-        for stored, body in db.execute("SELECT stored, body FROM frames ORDER BY id DESC LIMIT ?", (RECENT_FRAMES,)):
-            newest = newest or stored
-            frame = json.loads(body)
-            mac = str(frame.get("mac", "")).lower()
-            if mac and mac not in rssi and isinstance(frame.get("rssi"), int):
-                rssi[mac] = frame["rssi"]
-    except (sqlite3.Error, ValueError):
-        pass
-    finally:
-        db.close()
-    return rssi, newest
-
-
 def devices(reader: Reader, config: Config, now: datetime) -> Devices:
     """Scales speaking now, with what to worry about; imported history apart, since an export file has
     no battery and falls silent by nature (the Home Assistant and Garmin sinks draw the same line)."""
     talks = {c.device_id: c for c in conversations(config.data_dir) if c.device_id}
-    rssi, newest_frame = signals(config.data_dir)
     zone = config.household.zone
     states = reader.devices()
-    scales = [_scale(reader, config, state, now, talks.get(state.device_id.lower()), rssi.get(state.device_id.lower()))
+    scales = [_scale(reader, config, state, now, talks.get(state.device_id.lower()))
               for state in states if state.source in LIVE_SOURCES]
+    ble_scales = bool(config.ble.devices) or any(state.source == BLE_SOURCE for state in states)
+    gateways = [_gateway(config, state, now, ble_scales) for state in states if state.source == GATEWAY_SOURCE]
     imported = [Imported(state, _device_name(config, state), household.measurements_of_device(reader, state.device_id),
                          words.moment(state.last_seen, now, zone))
-                for state in states if state.source not in LIVE_SOURCES]
-    gateway_text = words.moment(utc_from_unix(newest_frame), now, zone) if newest_frame else None
-    return Devices(scales, imported, newest_frame, gateway_text)
+                for state in states if state.source not in LIVE_SOURCES | {GATEWAY_SOURCE}]
+    return Devices(scales, gateways, imported)
+
+
+def _gateway(config: Config, state: DeviceState, now: datetime, ble_scales: bool) -> Gateway:
+    """A gateway, with a warning when it has been silent for long while there are BLE scales to hear."""
+    heartbeat = state.model == GATEWAY_MODEL and state.firmware is not None
+    silent = now - state.last_seen
+    warnings = []
+    if ble_scales and silent > (GATEWAY_SILENT_AFTER if heartbeat else SILENT_AFTER):
+        warnings.append(f"not heard from for {words.ago(silent.total_seconds())}: is it running, and can it reach"
+                        " this server? Bluetooth weigh-ins wait for it")
+    return Gateway(state, state.device_id.removeprefix(f"{GATEWAY_SOURCE}:"),
+                   f"{words.moment(state.last_seen, now, config.household.zone)}"
+                   f" ({words.ago(silent.total_seconds())} ago)", warnings)
 
 
 def _device_name(config: Config, state: DeviceState) -> str:
@@ -542,8 +549,7 @@ def _device_name(config: Config, state: DeviceState) -> str:
     return (settings.name if settings and settings.name else None) or state.model or state.device_id
 
 
-def _scale(reader: Reader, config: Config, state: DeviceState, now: datetime, talk: Conversation | None,
-           rssi_dbm: int | None) -> Device:
+def _scale(reader: Reader, config: Config, state: DeviceState, now: datetime, talk: Conversation | None) -> Device:
     """A scale speaking now, with the warnings a person can act on (batteries, network, refusals)."""
     zone = config.household.zone
     last = household.last_measurement_of_device(reader, state.device_id)
@@ -558,7 +564,7 @@ def _scale(reader: Reader, config: Config, state: DeviceState, now: datetime, ta
         warnings.append(f"its last conversation had problems: {talk.problems[-1]}")
     return Device(state, _device_name(config, state), f"{words.moment(state.last_seen, now, zone)}"
                                                       f" ({words.ago(silent.total_seconds())} ago)",
-                  words.moment(last.taken_at, now, zone) if last else None, talk, rssi_dbm, warnings)
+                  words.moment(last.taken_at, now, zone) if last else None, talk, state.rssi_dbm, warnings)
 
 
 # -- health -----------------------------------------------------------------------------------------

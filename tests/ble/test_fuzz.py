@@ -114,6 +114,25 @@ def test_frame_json(item: object) -> None:
         pass
 
 
+GATEWAY = st.fixed_dictionaries({}, optional={
+    "name": st.text(max_size=70) | JSON, "version": st.text(max_size=40) | JSON,
+    "token": JSON}) | JSON
+
+
+@FAST
+@given(gateway=GATEWAY, item=FIELDS)
+def test_batch_gateway(gateway: object, item: object) -> None:
+    """Whatever `gateway` holds: a batch whose gateway has a printable name of 1 to 64 characters,
+    or the bad field named (HTTP 422), never another exception."""
+    try:
+        batch = parse_batch(json.dumps({"gateway": gateway, "frames": [item]}).encode())
+    except FrameError as error:
+        assert "gateway" in str(error) or "frames[0]" in str(error)
+        return
+    if batch.gateway is not None:
+        assert 0 < len(batch.gateway.name) <= 64 and batch.gateway.name.isprintable()
+
+
 @FAST
 @given(payload=st.one_of(st.binary(max_size=60), FIELDS.map(lambda fields: json.dumps(
     {"id": fields.get("mac", MAC), "servicedata": fields.get("name", "00"),

@@ -11,10 +11,12 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from interceptor import __version__
 from tests.ble.conftest import S400_KEY, TOKEN, ble_toml
 from tests.ble.streams import (
     MI1_MAC,
@@ -204,3 +206,45 @@ def test_without_bluez_or_bleak_the_gateway_says_what_to_install(tmp_path: Path)
     assert without_bleak.returncode == 1
     assert f"install it with `{sys.executable} -m pip install bleak`" in without_bleak.stderr
     assert "scale-interceptor[gateway]'" not in without_bleak.stderr  # not on PyPI: never advised
+
+
+def test_a_named_gateway_shows_on_the_devices_page_with_its_version_and_the_scales_signal(tmp_path: Path) -> None:
+    """A real gateway process, named on its command line: the household page lists it (name,
+    version, address, frames delivered) and the scale it heard with its signal."""
+    config = household(tmp_path)
+    frames = s400_weigh_in()
+    stream = write_jsonl(tmp_path / "frames.jsonl", frames)
+    server = start_server(config, tmp_path / "server")
+    forwarder = gateway("--server", f"http://127.0.0.1:{server.port}", "--from-file", str(stream), "--name",
+                        "bathroom-pi", data_dir=tmp_path / "gateway", log_path=tmp_path / "gateway.log")
+    try:
+        assert forwarder.wait(timeout=30) == 0, (tmp_path / "gateway.log").read_text()
+        listed = wait_for_gateway(server.web_url)
+        (pi,) = listed["gateways"]
+        assert (pi["name"], pi["device_id"], pi["model"]) == ("bathroom-pi", "gateway:bathroom-pi",
+                                                              "Interceptor gateway")
+        assert (pi["firmware"], pi["address"], pi["frames"], pi["warnings"]) == (__version__, "127.0.0.1",
+                                                                                 len(frames), [])
+        (scale,) = listed["devices"]
+        assert (scale["device_id"], scale["rssi_dbm"], scale["heard_by"]) == (S400_MAC, frames[-1].rssi,
+                                                                              "bathroom-pi")
+        with urllib.request.urlopen(server.web_url + "/devices", timeout=10) as response:
+            page = response.read().decode()
+        assert "Bluetooth gateways" in page and "bathroom-pi" in page and __version__ in page
+        assert f"{frames[-1].rssi} dBm (heard by bathroom-pi)" in page
+    finally:
+        if forwarder.poll() is None:
+            forwarder.kill()
+        assert "Traceback" not in server.kill()
+
+
+def wait_for_gateway(web_url: str) -> dict:
+    """/api/v1/devices once a gateway is in it: its record is bookkeeping, written within a second."""
+    deadline = time.monotonic() + 10
+    while True:
+        with urllib.request.urlopen(web_url + "/api/v1/devices", timeout=10) as response:
+            listed = json.loads(response.read())
+        if listed["gateways"] and listed["devices"] and listed["devices"][0]["rssi_dbm"] is not None:
+            return listed
+        assert time.monotonic() < deadline, listed
+        time.sleep(0.2)

@@ -100,7 +100,15 @@ def test_mqtt_frames_from_a_real_broker(tmp_path: Path, mosquitto: Broker) -> No
         time.sleep(0.5)
         stored = _list(config, tmp_path / "data")
     finally:
-        log = server.kill()
+        log = server.kill()  # its bookkeeping is written on the way out
     assert sorted(item["device_id"] for item in stored) == sorted([S400_MAC, MI2_MAC])
+    listed = run_cli("devices", "list", "--format", "json", "--config", str(config), "--data-dir",
+                     str(tmp_path / "data"))
+    found = {device["device_id"]: device for device in json.loads(listed.stdout)}
+    for name in ("TheengsGateway", "OMG"):  # the gateway id of the topic
+        gateway = found[f"gateway:{name}"]
+        assert (gateway["source"], gateway["model"], gateway["firmware"]) == (
+            "gateway", "OpenMQTTGateway/Theengs gateway", None)
+    assert found[S400_MAC]["heard_by"] == "TheengsGateway" and found[S400_MAC]["rssi_dbm"] == -60
     assert "MQTT message on home/OMG/BTtoMQTT/bad not understood" in log
     assert "Traceback" not in log

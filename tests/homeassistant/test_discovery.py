@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from interceptor.config import load_config
-from interceptor.homeassistant.discovery import GUEST_OPTION, Discovery, Scale, option_labels
+from interceptor.homeassistant.discovery import GUEST_OPTION, Discovery, Gateway, Scale, option_labels
 from interceptor.homeassistant.entities import PERSON
 from interceptor.homeassistant.states import person_document, unassigned_document
 from interceptor.model import Measurement, Metric
@@ -44,6 +44,26 @@ def test_every_config_is_one_home_assistant_accepts(discovery: Discovery) -> Non
     for topic, payload in messages:
         assert problems_with(topic, json.loads(payload)) == [], topic
         assert "not-in-any-config" not in payload
+
+
+def test_a_gateway_is_a_device_with_its_last_seen_and_its_version(discovery: Discovery) -> None:
+    ours = Gateway("gateway:bathroom-pi", "bathroom-pi", "Interceptor gateway", "0.1.0")
+    theirs = Gateway("gateway:OMG_ESP32", "OMG_ESP32", "OpenMQTTGateway/Theengs gateway", None)
+    for gateway in (ours, theirs):
+        topic, payload = discovery.gateway(gateway)
+        assert problems_with(topic, json.loads(payload)) == [], topic
+    topic, payload = discovery.gateway(ours)
+    config = json.loads(payload)
+    assert topic.startswith("homeassistant/device/scale_interceptor_device_gatewaybathroompi_")
+    assert config["device"] == {"identifiers": [topic.split("/")[2]], "name": "Gateway bathroom-pi",
+                                "via_device": "scale_interceptor", "model": "Interceptor gateway",
+                                "manufacturer": "Scale Interceptor", "sw_version": "0.1.0"}
+    (last_seen,) = config["components"].values()
+    assert (last_seen["device_class"], last_seen["default_entity_id"]) == (
+        "timestamp", "sensor.gateway_bathroom_pi_last_seen")
+    assert last_seen["availability"] == [{"topic": "interceptor/status"}]
+    assert "manufacturer" not in json.loads(discovery.gateway(theirs)[1])["device"]
+    assert [topic for topic, _ in discovery.all([WS50], [ours])][-1] == topic
 
 
 def test_names_a_person_reads_and_bodymiscale_keys(discovery: Discovery) -> None:

@@ -13,6 +13,7 @@ import subprocess
 import time
 import urllib.request
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 from pytest import approx
@@ -254,6 +255,41 @@ def test_ble_frames_reach_the_person_of_the_s400_profile(tmp_path: Path, broker:
         s400 = json.loads(retained(broker.port, f"{PREFIX}/#")[
             f"{PREFIX}/device/scale_interceptor_device_8cd0b2f6beef/config"])
         assert s400["device"]["name"] == "S400 bathroom" and s400["device"]["manufacturer"] == "Xiaomi"
+    finally:
+        served.kill()
+        observer.close()
+
+
+def test_a_gateway_is_a_home_assistant_device_with_its_last_seen_and_version(tmp_path: Path, broker: Broker) -> None:
+    """A batch naming its gateway: the gateway's device config (version as `sw_version`) and its
+    state (last seen, with address and frames as attributes), as Home Assistant reads them."""
+    config = write_config(tmp_path, ble_toml(extra=f'\n[mqtt]\nurl = "{broker.url}"\n'))
+    observer = Observer(broker.port)
+    served = start_server(config, tmp_path / "data")
+    try:
+        frames = [frame.to_json() for frame in s400_weigh_in()]
+        body = json.dumps({"gateway": {"name": "bathroom-pi", "version": "9.8.7"}, "frames": frames}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{served.port}/api/v1/ble/frames", data=body,
+                                         headers={"Authorization": f"Bearer {TOKEN}",
+                                                  "Content-Type": "application/json"})
+        sent = time.time()
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+        wait_until(lambda: any("gatewaybathroompi" in topic for topic in retained(broker.port, f"{PREFIX}/#", 0.2)),
+                   what="the gateway's device")
+        topic, payload = next((topic, payload) for topic, payload in retained(broker.port, f"{PREFIX}/#").items()
+                              if "gatewaybathroompi" in topic)
+        device_config = json.loads(payload)
+        assert problems_with(topic, device_config) == []
+        assert device_config["device"]["name"] == "Gateway bathroom-pi"
+        assert device_config["device"]["sw_version"] == "9.8.7"
+        last_seen = device_config["components"]["last_seen"]
+        wait_until(lambda: observer.latest(last_seen["state_topic"]), what="the gateway's state")
+        state = json.dumps(observer.latest(last_seen["state_topic"]))
+        seen = datetime.fromisoformat(render(last_seen["value_template"], state))
+        assert abs(seen.timestamp() - sent) < 5
+        assert json.loads(render(last_seen["json_attributes_template"], state)) == {"address": "127.0.0.1",
+                                                                                  "frames": len(frames)}
     finally:
         served.kill()
         observer.close()

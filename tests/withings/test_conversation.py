@@ -95,7 +95,8 @@ def test_a_wbs01_weigh_in_is_stored_for_the_right_person_with_the_real_framing(s
     devices = json.loads(served.cli("devices", "list", "--format", "json").stdout)
     assert devices[0] | {"first_seen": None, "last_seen": None} == {
         "device_id": SCALE.mac, "source": "withings", "model": "WS-50", "firmware": "200", "battery_pct": 69,
-        "manufacturing_id": "262151", "first_seen": None, "last_seen": None}
+        "manufacturing_id": "262151", "first_seen": None, "last_seen": None,
+        "address": None, "frames": 0, "rssi_dbm": None, "heard_by": None}  # radio facts: BLE only
 
     # The next session offers the person's latest weight back to the scale.
     again = asyncio.run(talk(served.port, ("/cgi-bin/session", scale.session_new_body(SCALE))))
