@@ -27,6 +27,7 @@ from pathlib import Path
 from interceptor.store.database import JournalError, open_writer
 from interceptor.store.integrity import quick_check
 
+# `device_radio` (the last signal of each scale and gateway) is not copied: the next frames refill it.
 TABLES = ("measurements", "devices", "device_history", "outbox", "imports", "meta")
 CHUNK_ROWS = 500
 SIDE_FILES = ("-wal", "-shm")
