@@ -208,3 +208,21 @@ def test_a_raw_socket_read_of_the_response_still_parses(capturing: tuple[Served,
         return response.json()["status"]
 
     assert asyncio.run(once()) == 0
+
+
+def test_a_data_directory_is_made_private_but_a_shared_sticky_one_is_left_alone(tmp_path: Path) -> None:
+    """`--data-dir /tmp` as root must not close /tmp to every other user and service; a directory of
+    ours left open by an older version is closed."""
+    from interceptor.paths import private_file
+    from interceptor.store.journal import Journal
+
+    shared, own = tmp_path / "shared", tmp_path / "own"
+    shared.mkdir()
+    shared.chmod(0o1777)  # as /tmp
+    own.mkdir()
+    own.chmod(0o755)
+    Journal(shared / "journal.sqlite").close()
+    private_file(own / "requests.sqlite")
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    assert stat.S_IMODE((shared / "journal.sqlite").stat().st_mode) == 0o600
+    assert stat.S_IMODE(own.stat().st_mode) == 0o700

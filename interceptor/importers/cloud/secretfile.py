@@ -10,31 +10,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from interceptor.importers.cloud.errors import CloudError
+from interceptor.paths import private_dir
 
 FILE_MODE = 0o600
-DIRECTORY_MODE = 0o700
 
 
 class SecretFileError(CloudError):
     """The file exists but cannot be used; the message says what to do."""
 
 
-def private_directory(directory: Path) -> None:
-    """Create `directory` (0700), or take group and other access away from an existing one."""
-    directory.mkdir(parents=True, exist_ok=True, mode=DIRECTORY_MODE)
-    mode = stat.S_IMODE(directory.stat().st_mode)
-    if mode & 0o077:
-        os.chmod(directory, DIRECTORY_MODE)
-
-
 def write_secret(path: Path, payload: dict[str, Any]) -> None:
-    private_directory(path.parent)
+    private_dir(path.parent)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(descriptor, FILE_MODE)

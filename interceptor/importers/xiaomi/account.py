@@ -33,7 +33,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from interceptor.importers.cloud.errors import CloudError
 from interceptor.importers.cloud.http import Answer, Http, where
-from interceptor.importers.cloud.secretfile import FILE_MODE, private_directory
+from interceptor.importers.cloud.secretfile import FILE_MODE
+from interceptor.paths import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ class Account:
         kind = answer.headers.get("Content-Type", "")
         suffix = ".png" if "png" in kind else ".gif" if "gif" in kind else ".jpg"
         path = self.captcha_dir / f"xiaomi-captcha{suffix}"
-        private_directory(self.captcha_dir)
+        private_dir(self.captcha_dir)
         path.write_bytes(answer.body)
         path.chmod(FILE_MODE)
         try:
