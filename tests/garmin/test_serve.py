@@ -17,9 +17,8 @@ from interceptor.garmin.sink import sink_name
 from interceptor.store.journal import Backlog, reader_of
 from interceptor.users import withings_user_id
 from interceptor.withings import scale
-from tests.conftest import start_server
+from tests.conftest import start_server, wait_until
 from tests.garmin.conftest import Household
-from tests.homeassistant.conftest import wait_until
 
 FRED = 2507298  # the scale's id for Fred (HOUSEHOLD_TOML)
 OPTED_IN = '\n[garmin]\nusers = ["fra"]\n'

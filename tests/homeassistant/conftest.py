@@ -154,15 +154,6 @@ def retained(port: int, pattern: str = "#", settle_s: float = 0.5) -> dict[str, 
         observer.close()
 
 
-def wait_until(condition: Any, timeout: float = 15.0, what: str = "the condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 _TEMPLATES = ImmutableSandboxedEnvironment()
 
 

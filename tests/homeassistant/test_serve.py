@@ -26,8 +26,8 @@ from interceptor.users import withings_user_id
 from interceptor.withings import scale
 from tests.ble.conftest import TOKEN, ble_toml
 from tests.ble.streams import s400_weigh_in
-from tests.conftest import run_cli, start_server
-from tests.homeassistant.conftest import BASE, PREFIX, Broker, Observer, mqtt_toml, render, retained, wait_until
+from tests.conftest import run_cli, start_server, wait_until
+from tests.homeassistant.conftest import BASE, PREFIX, Broker, Observer, mqtt_toml, render, retained
 from tests.homeassistant.ha_schema import problems_with
 from tests.withings.samples import first_line
 

@@ -15,8 +15,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from interceptor.config import load_config
 from interceptor.homeassistant.link import probe
-from tests.conftest import start_server
-from tests.homeassistant.conftest import BASE, Broker, Observer, mqtt_toml, wait_until
+from tests.conftest import start_server, wait_until
+from tests.homeassistant.conftest import BASE, Broker, Observer, mqtt_toml
 from tests.homeassistant.test_serve import FRED, weigh
 
 

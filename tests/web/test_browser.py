@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import NO_RATE_LIMIT, Influx, Served, start_server
+from tests.conftest import NO_RATE_LIMIT, Influx, Served, start_server, wait_until
 from tests.web.support import WEB_HOUSEHOLD_TOML, fill
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -65,15 +64,6 @@ def household(tmp_path_factory: pytest.TempPathFactory, influxd: Influx) -> Iter
 def body_points(influxd: Influx, database: str) -> list[tuple[int, str, float]]:
     result = influxd.query('SELECT "weight_kg", "user" FROM "body"', database)["results"][0]
     return [(row[0], row[2], row[1]) for row in result.get("series", [{"values": []}])[0]["values"]]
-
-
-def wait_until(condition, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not reached within {timeout} s")
 
 
 def open_page(browser, viewport: dict, scheme: str = "light"):
@@ -135,7 +125,7 @@ def test_what_a_person_reads_and_a_claim_from_the_page(browser, household, artif
     assert claimed["assigned_by"] == "manual" and claimed["metrics"]["bmi"]["value"] > 0
     meastime = int(datetime.fromisoformat(claimed["taken_at"].replace("Z", "+00:00")).timestamp())
     wait_until(lambda: [(user, weight) for at, user, weight in body_points(influxd, database) if at == meastime]
-               == [("fra", 31.2)], "the InfluxDB point moved to fra")
+               == [("fra", 31.2)], timeout=20, what="the InfluxDB point moved to fra")
 
 
 def test_every_page_at_phone_and_desktop_width_light_and_dark(browser, household, artifacts: Path) -> None:
