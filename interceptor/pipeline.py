@@ -234,6 +234,8 @@ class Pipeline:
         """What `import_readings` would do, decided from a read-only view (None: no journal yet) and
         `seen`, the records of this run before these: nothing is written (`import --dry-run`)."""
         results = []
+        nearby = None if reader is None else imports.Nearby(reader.db, rule, [item.reading.taken_at.timestamp()
+                                                                              for item in items])
         for item in items:
             reading = item.reading
             user = item.user
@@ -243,11 +245,10 @@ class Pipeline:
                                    self.config.household.assign_tolerance_kg, self.config.ble).user
             weight = reading.values.get("weight_kg")
             outcome = seen.outcome(rule, reading.identity, user, reading.device_id, reading.taken_at, weight)
-            if outcome is None and reader is not None:
+            if outcome is None and reader is not None and nearby is not None:
                 known = imports.imported(reader.db, [reading.identity]).get(reading.identity)
-                target = None if known is not None else imports.same_weigh_in(
-                    reader.db, rule, user=user, device_id=reading.device_id, taken_at=reading.taken_at,
-                    weight_kg=weight)
+                target = None if known is not None else nearby.same_weigh_in(
+                    user=user, device_id=reading.device_id, taken_at=reading.taken_at, weight_kg=weight)
                 if known is not None:
                     outcome = "unchanged"
                 elif target is not None:

@@ -30,6 +30,15 @@ class MergeRule:
     window_s: float
     weight_kg: float | None
 
+    def key(self, user: str | None, device_id: str) -> str | None:
+        """Whose weigh-ins a record may merge into: its person's (None: nobody's) or its device's."""
+        return user if self.same == "person" else device_id
+
+    def weights_agree(self, weight_kg: float | None, other_kg: float | None) -> bool:
+        """A rule with a weight tolerance never matches a weigh-in without a weight."""
+        return self.weight_kg is None or (weight_kg is not None and other_kg is not None
+                                          and abs(weight_kg - other_kg) <= self.weight_kg)
+
 
 class Preview:
     """The records a dry run has seen, so that one describing a weigh-in an earlier record of the same
@@ -44,16 +53,14 @@ class Preview:
         if identity in self._identities:
             return "unchanged"
         self._identities.add(identity)
-        key = user if rule.same == "person" else device_id
+        key = rule.key(user, device_id)
         if key is None:
             return None
         moment = taken_at.timestamp()
         bucket = int(moment // rule.window_s)
         for near in (bucket - 1, bucket, bucket + 1):
             for stored_at, weight in self._moments.get((key, near), ()):
-                if abs(stored_at - moment) <= rule.window_s and (
-                        rule.weight_kg is None or (weight is not None and weight_kg is not None
-                                                   and abs(weight - weight_kg) <= rule.weight_kg)):
+                if abs(stored_at - moment) <= rule.window_s and rule.weights_agree(weight, weight_kg):
                     return "merged"
         self._moments.setdefault((key, bucket), []).append((moment, weight_kg))
         return None
@@ -79,31 +86,6 @@ def remember(db: sqlite3.Connection, imported: Iterable[tuple[str, int]]) -> Non
     db.executemany("INSERT OR IGNORE INTO imports (identity, measurement_id) VALUES (?, ?)", imported)
 
 
-def same_weigh_in(
-    db: sqlite3.Connection, rule: MergeRule, *, user: str | None, device_id: str, taken_at: datetime,
-    weight_kg: float | None,
-) -> int | None:
-    """The stored weigh-in this record describes, nearest in time; None when there is none."""
-    if rule.same == "person":
-        if user is None:
-            return None
-        column, key = "user", user
-    else:
-        column, key = "device_id", device_id
-    moment = taken_at.timestamp()
-    candidates = db.execute(
-        f"SELECT id, taken_at, json_extract(readings, '$.weight_kg') FROM measurements"
-        f" WHERE {column} = ? AND kind = 'body' AND taken_at BETWEEN ? AND ?",
-        (key, moment - rule.window_s, moment + rule.window_s),
-    ).fetchall()
-    fitting = [
-        (abs(stored_at - moment), identifier) for identifier, stored_at, weight in candidates
-        if rule.weight_kg is None or (weight is not None and weight_kg is not None
-                                      and abs(weight - weight_kg) <= rule.weight_kg)
-    ]
-    return min(fitting)[1] if fitting else None
-
-
 # Records per query when looking up a chunk's stored neighbours (two variables each; old SQLite builds
 # cap a statement at 999).
 MOMENTS_PER_QUERY = 400
@@ -112,10 +94,10 @@ MOMENTS_PER_QUERY = 400
 class Nearby:
     """The stored weigh-ins a chunk of records may merge into, found in one query for the chunk
     instead of one per record, then kept current by the chunk's own inserts (the job is alone on the
-    writer, so nothing else changes them meanwhile). `same_weigh_in` here answers exactly as the
-    function of that name would, by the same rule. An attachment may give a weightless weigh-in a
-    weight, which is not followed: a rule with a weight tolerance never matches a weightless one,
-    so never attaches to it, and a rule without one never looks at weights."""
+    writer, so nothing else changes them meanwhile); a dry run uses it the same way, without the
+    inserts. An attachment may give a weightless weigh-in a weight, which is not followed: a rule
+    with a weight tolerance never matches a weightless one, so never attaches to it, and a rule
+    without one never looks at weights."""
 
     def __init__(self, db: sqlite3.Connection, rule: MergeRule, moments: Sequence[float]) -> None:
         self.rule = rule
@@ -135,16 +117,13 @@ class Nearby:
                 if identifier not in self._ids:
                     self.stored(identifier, user, device_id, stored_at, weight)
 
-    def _key(self, user: str | None, device_id: str) -> str | None:
-        return user if self.rule.same == "person" else device_id
-
     def _bucket(self, moment: float) -> int:
         return int(moment // self.rule.window_s)
 
     def stored(self, measurement_id: int, user: str | None, device_id: str, taken_at: float,
                weight_kg: float | None) -> None:
         """A weigh-in is in the journal (the chunk inserted it, or it was there)."""
-        key = self._key(user, device_id)
+        key = self.rule.key(user, device_id)
         if key is None:
             return
         self._ids.add(measurement_id)
@@ -152,10 +131,11 @@ class Nearby:
 
     def same_weigh_in(self, *, user: str | None, device_id: str, taken_at: datetime,
                       weight_kg: float | None) -> int | None:
-        """As `same_weigh_in` would find it in the journal: the nearest in time that fits, the lower
-        id on a tie. Buckets two either side are searched: one would do but for rounding."""
+        """The stored weigh-in this record describes: the nearest in time that fits the rule, the
+        lower id on a tie; None when there is none. Buckets two either side are searched: one would
+        do but for rounding."""
         rule = self.rule
-        key = self._key(user, device_id)
+        key = self.rule.key(user, device_id)
         if key is None:
             return None
         moment = taken_at.timestamp()
@@ -165,8 +145,7 @@ class Nearby:
             (abs(stored_at - moment), identifier)
             for near in range(bucket - 2, bucket + 3)
             for identifier, stored_at, weight in self._near.get((key, near), ())
-            if low <= stored_at <= high and (rule.weight_kg is None or (
-                weight is not None and weight_kg is not None and abs(weight - weight_kg) <= rule.weight_kg))
+            if low <= stored_at <= high and rule.weights_agree(weight, weight_kg)
         ]
         return min(fitting)[1] if fitting else None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from interceptor.config import load_config
 from interceptor.model import Reading
 from interceptor.pipeline import Imported, Pipeline
-from interceptor.store.imports import MergeRule, Nearby, same_weigh_in
+from interceptor.store.imports import MergeRule, Nearby
 from interceptor.store.journal import Filter, Journal, NewMeasurement, Tx
 from tests.conftest import HOUSEHOLD_TOML
 
@@ -98,6 +99,25 @@ PROBES = st.lists(st.tuples(st.sampled_from(["fra", "fed", None]), st.sampled_fr
                             st.one_of(HALF_MINUTES, st.floats(-200, 800)),
                             st.one_of(st.none(), st.sampled_from([60.0, 60.02, 60.1, 60.2]))),
                   min_size=1, max_size=20)
+
+
+def same_weigh_in(db: sqlite3.Connection, rule: MergeRule, *, user: str | None, device_id: str, taken_at: datetime,
+                  weight_kg: float | None) -> int | None:
+    """The rule as one plain query per record: what `Nearby` must answer, however it indexes."""
+    key = rule.key(user, device_id)
+    if key is None:
+        return None
+    column = "user" if rule.same == "person" else "device_id"
+    moment = taken_at.timestamp()
+    candidates = db.execute(
+        f"SELECT id, taken_at, json_extract(readings, '$.weight_kg') FROM measurements"
+        f" WHERE {column} = ? AND kind = 'body' AND taken_at BETWEEN ? AND ?",
+        (key, moment - rule.window_s, moment + rule.window_s),
+    ).fetchall()
+    fitting = [(abs(stored_at - moment), identifier) for identifier, stored_at, weight in candidates
+               if rule.weight_kg is None or (weight is not None and weight_kg is not None
+                                             and abs(weight - weight_kg) <= rule.weight_kg)]
+    return min(fitting)[1] if fitting else None
 
 
 @settings(max_examples=60, deadline=None)
