@@ -9,16 +9,20 @@ measurement runs in its own process, so its peak RSS is its own:
 - `read`: our reader: format detection, the full checking pass, then the second pass that maps
   every row to a person by height and builds the pipeline's `Imported` reading (what
   `interceptor import` does before the journal);
+- `prepare`: `read`, then each record checked for plausibility, composed and rendered as the
+  journal's row: all the reading process of `interceptor import` does (importers.worker), in one
+  process;
 - `sqlite`: the baseline for writing: sqlite3 inserting the same rows (time, person, weight, the
   vendor values as JSON) into a WAL database, 500 rows and one fsync per transaction;
-- `import`: the whole `interceptor import` path into a fresh journal: both passes, the pipeline's
-  merge checks, composition for every weigh-in, 500 per durable transaction (the next 500 read
-  while the writer stores these); the floor is 20,000 rows/s here, for the whole import.
+- `import`: the whole `interceptor import` path into a fresh journal: both passes, then a second
+  process reading and preparing while this one stores, 500 per durable transaction, with the merge
+  checks; the floor is 20,000 rows/s here, for the whole import.
 
 Rows per second for each (the clock runs from reading the file to the last row; module imports and
 the household's config are loaded before), the median of `--repeats` alternating runs, the ratio of
 ours to its baseline, and peak RSS at 1 and 10 years (flat memory: the same at both sizes, since rows
-stream and chunks are bounded).
+stream and chunks are bounded). For `import`, also the CPU time per row of both processes together:
+two cores give 100 µs of it per row at 20,000 rows/s.
 
     .venv/bin/python bench/imports.py [--years 10]
 """
@@ -26,7 +30,6 @@ stream and chunks are bounded).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import io
 import json
@@ -115,6 +118,25 @@ def child_read(path: Path) -> tuple[int, float]:
     return count, elapsed
 
 
+def child_prepare(path: Path) -> tuple[int, float]:
+    from interceptor.importers import run, worker
+    from interceptor.importers.summary import Summary
+    from interceptor.pipeline import Preparer
+
+    with tempfile.TemporaryDirectory() as scratch:
+        config, options, people = _prepared(Path(scratch))
+        started = time.perf_counter()
+        sources = run.sources([(str(path), path.read_bytes())])
+        now = datetime.now(UTC)
+        run.check(sources[0], options, now)
+        summary = Summary(sources[0].label, sources[0].title)
+        batches = worker.Batches(sources, options, people, now, Preparer(config, {}))
+        count = sum(len(batch) for batch in batches.for_source(0, summary))
+        elapsed = time.perf_counter() - started
+    assert summary.skipped == 0, summary.lines()
+    return count, elapsed
+
+
 def child_sqlite(path: Path) -> tuple[int, float]:
     started = time.perf_counter()
     text = path.read_bytes().decode("utf-8-sig")
@@ -146,29 +168,28 @@ def child_sqlite(path: Path) -> tuple[int, float]:
 
 def child_import(path: Path) -> tuple[int, float]:
     from interceptor.importers import run
-    from interceptor.importers.summary import Summary, import_all
-    from interceptor.pipeline import Pipeline
-    from interceptor.store.journal import Journal
+    from interceptor.importers.cli import store_files
 
     with tempfile.TemporaryDirectory() as scratch:
         config, options, people = _prepared(Path(scratch))
-        journal = Journal(config.data_dir / "journal.sqlite")
         started = time.perf_counter()
-        (source,) = run.sources([(str(path), path.read_bytes())])
+        sources = run.sources([(str(path), path.read_bytes())])
         now = datetime.now(UTC)
-        run.check(source, options, now)
-        summary = Summary(source.label, source.title)
-        try:
-            asyncio.run(import_all(Pipeline(journal, config), run.items(source, options, people, now, summary),
-                                   run.FILE_RULE, summary))
-            elapsed = time.perf_counter() - started
-        finally:
-            journal.close()
+        sizes = [run.check(source, options, now) for source in sources]
+        (summary,) = store_files(config, sources, sizes, options, people, now)
+        elapsed = time.perf_counter() - started
     assert summary.skipped == 0 and summary.new == summary.weigh_ins, summary.lines()
     return summary.new, elapsed
 
 
-CHILDREN = {"csv": child_csv, "read": child_read, "sqlite": child_sqlite, "import": child_import}
+CHILDREN = {"csv": child_csv, "read": child_read, "prepare": child_prepare, "sqlite": child_sqlite,
+            "import": child_import}
+
+
+def cpu_seconds() -> float:
+    """User and system time of this process and its children that ended (the reading process)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def measure(kind: str, path: Path) -> dict[str, float]:
@@ -189,9 +210,12 @@ def main() -> None:
     arguments = parser.parse_args()
     if arguments.child:
         kind, file = arguments.child
+        cpu_before = cpu_seconds()
         rows, elapsed = CHILDREN[kind](Path(file))
         print(json.dumps({"rows": rows, "seconds": elapsed, "rows_per_s": rows / elapsed,
-                          "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                          "cpu_us_per_row": (cpu_seconds() - cpu_before) / rows * 1e6,
+                          "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                          "reader_peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
         return
     with tempfile.TemporaryDirectory() as scratch:
         small, large = Path(scratch) / "small.csv", Path(scratch) / "large.csv"
@@ -204,12 +228,17 @@ def main() -> None:
             for kind in CHILDREN:
                 runs[kind].append(measure(kind, large))
         figures = {kind: median_run(found) for kind, found in runs.items()}
-        memory = {kind: measure(kind, small)["peak_rss_mib"] for kind in ("read", "import")}
+        small_runs = {kind: measure(kind, small) for kind in ("read", "prepare", "import")}
+        memory = {kind: figure["peak_rss_mib"] for kind, figure in small_runs.items()}
     print(f"{'step':<8} {'rows/s':>10} {'seconds':>8} {'peak RSS MiB':>13} {'RSS at 1 year':>14}")
     for kind, figure in figures.items():
         small_rss = f"{memory[kind]:.1f}" if kind in memory else ""
         print(f"{kind:<8} {figure['rows_per_s']:>10,.0f} {figure['seconds']:>8.2f} {figure['peak_rss_mib']:>13.1f}"
               f" {small_rss:>14}")
+    print(f"import's reading process: peak RSS {figures['import']['reader_peak_rss_mib']:.1f} MiB"
+          f" ({small_runs['import']['reader_peak_rss_mib']:.1f} at 1 year)")
+    print(f"import: {figures['import']['cpu_us_per_row']:.0f} µs of CPU per row in both processes together"
+          f" (prepare alone: {figures['prepare']['cpu_us_per_row']:.0f} µs)")
     print(f"read / csv module: {figures['read']['rows_per_s'] / figures['csv']['rows_per_s']:.3f};"
           f" import / sqlite3 insert: {figures['import']['rows_per_s'] / figures['sqlite']['rows_per_s']:.3f};"
           f" floor {FLOOR:,} rows/s for the whole import:"

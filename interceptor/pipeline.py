@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from interceptor import plausibility
 from interceptor.composition import Options, Profile, calibration_offset, compose
@@ -22,7 +22,7 @@ from interceptor.model import METRIC_UNITS, Measurement, Metric, Reading
 from interceptor.store import imports
 from interceptor.store.imports import MergeRule
 from interceptor.store.journal import FIRST, Filter, Journal, NewMeasurement, Position, Reader, Stored, Tx
-from interceptor.store.measurements import GUEST
+from interceptor.store.measurements import GUEST, NewRow, new_row, row_reading
 from interceptor.users import RECENT_WEIGHINS, Assignment, age_in_years, assign_user
 
 log = logging.getLogger(__name__)
@@ -101,9 +101,48 @@ class Imported:
     origin: str
 
 
+def calibration_texts(reader: Reader, slugs: Iterable[str]) -> dict[str, str | None]:
+    """Each person's calibration as the journal stores it (None: not calibrated)."""
+    return {slug: reader.meta_get(CALIBRATION_KEY.format(slug=slug)) for slug in slugs}
+
+
+class Preparer:
+    """Makes import records `Prepared` without the journal: composed with the calibrations given
+    (`calibration_texts`, read when the import began), each parsed once."""
+
+    def __init__(self, config: Config, calibrations: Mapping[str, str | None]) -> None:
+        self.people = {person.slug: person for person in config.users}
+        self.texts = dict(calibrations)
+        self._parsed: dict[str, Calibration | None] = {}
+
+    def prepare(self, item: Imported) -> Prepared:
+        reading = item.reading
+        weight = reading.values.get("weight_kg")
+        person = self.people.get(item.user) if item.user is not None else None
+        if person is None or person.slug not in self.texts:  # the writer decides (and reads the calibration)
+            return Prepared(new_row(reading, item.user, "import", None, None), weight, None, item.origin)
+        text = self.texts[person.slug]
+        if person.slug not in self._parsed:
+            self._parsed[person.slug] = Calibration.from_text(text) if text else None
+        metrics, refusals = composition_for(reading, person, self._parsed[person.slug])
+        return Prepared(new_row(reading, person.slug, "import", metrics, refusals), weight, text, item.origin)
+
+
+class Prepared(NamedTuple):
+    """An import record made ready for its writer job: its row composed for the person the record
+    names, with that person's calibration as the journal held it when preparing began (the writer
+    composes again if it changed since, or when the record names nobody). Prepared on the event loop,
+    or in a second process while this one writes (`importers.worker`): a tuple of plain values."""
+
+    row: NewRow
+    weight_kg: float | None
+    calibration: str | None  # the person's stored calibration text the composition used
+    origin: str
+
+
 @dataclass(frozen=True)
 class ImportResult:
-    item: Imported
+    origin: str  # where the record came from (file and row, cloud record)
     outcome: Literal["new", "merged", "unchanged", "skipped"]
     measurement_id: int  # 0 when skipped
     reason: str | None = None  # why it was skipped
@@ -182,52 +221,61 @@ class Pipeline:
 
     # -- history brought in from elsewhere --------------------------------------------------------
 
-    def _import_chunk(self, tx: Tx, items: Sequence[Imported], rule: MergeRule) -> list[ImportResult]:
+    def _import_chunk(self, tx: Tx, items: Sequence[Prepared], rule: MergeRule) -> list[ImportResult]:
         """One job: the chunk's records imported before are looked up together, and the stored
         weigh-ins they may merge into, each person's calibration read once, each device updated
         once, and what was imported remembered together."""
-        known = imports.imported(tx.db, [item.reading.identity for item in items])
-        nearby = imports.Nearby(tx.db, rule, [item.reading.taken_at.timestamp() for item in items])
+        known = imports.imported(tx.db, [item.row.identity for item in items])
+        nearby = imports.Nearby(tx.db, rule, [item.row.taken_at for item in items])
         calibrations: dict[str, Calibration | None] = {}
+        stored_calibrations: dict[str, str | None] = {}
         remembered: list[tuple[str, int]] = []
         with tx.devices_noted():
-            results = [self._import_one(tx, item, nearby, known, calibrations, remembered) for item in items]
+            results = [self._import_one(tx, item, nearby, known, calibrations, stored_calibrations, remembered)
+                       for item in items]
         imports.remember(tx.db, remembered)
         return results
 
-    def _import_one(self, tx: Tx, item: Imported, nearby: imports.Nearby, known: dict[str, int],
-                    calibrations: dict[str, Calibration | None], remembered: list[tuple[str, int]]) -> ImportResult:
+    def _import_one(self, tx: Tx, item: Prepared, nearby: imports.Nearby, known: dict[str, int],
+                    calibrations: dict[str, Calibration | None], stored_calibrations: dict[str, str | None],
+                    remembered: list[tuple[str, int]]) -> ImportResult:
         """`known`: identities imported before, this chunk's included; `nearby`: the weigh-ins the
-        chunk's records may merge into, this chunk's included (both kept current here)."""
-        reading = item.reading
-        identity = reading.identity
+        chunk's records may merge into, this chunk's included (both kept current here);
+        `stored_calibrations`: each person's calibration text in the journal, read once per job."""
+        row = item.row
+        identity = row.identity
         known_id = known.get(identity)
         if known_id is not None:
-            return ImportResult(item, "unchanged", known_id)
-        if item.user is not None:
-            assignment = Assignment(item.user, "import")
-        else:
-            assignment = assign_user(reading, self.config.users,
-                                     lambda slug: tx.recent_weights(slug, RECENT_WEIGHINS),
-                                     self.config.household.assign_tolerance_kg, self.config.ble)
-        weight = reading.values.get("weight_kg")
-        target = nearby.same_weigh_in(user=assignment.user, device_id=reading.device_id, taken_at=reading.taken_at,
-                                      weight_kg=weight)
+            return ImportResult(item.origin, "unchanged", known_id)
+        user = row.user
+        if user is not None and user not in stored_calibrations:
+            stored_calibrations[user] = tx.meta_get(CALIBRATION_KEY.format(slug=user))
+        if user is None or not row.composed or stored_calibrations[user] != item.calibration:
+            # Decided here: the record names nobody, or the person's calibration changed since it was prepared.
+            reading = row_reading(row)
+            assignment = Assignment(user, "import") if user is not None else assign_user(
+                reading, self.config.users, lambda slug: tx.recent_weights(slug, RECENT_WEIGHINS),
+                self.config.household.assign_tolerance_kg, self.config.ble)
+            decided = self._decide(tx, reading, assignment, calibrations)
+            row = new_row(reading, decided.user, decided.assignment, decided.metrics, decided.refusals)
+            user = row.user
+        target = nearby.same_weigh_in(user=user, device_id=row.device_id, moment=row.taken_at,
+                                      weight_kg=item.weight_kg)
         if target is not None:
-            added = imports.attach(tx.db, target, dict(reading.values), dict(reading.vendor_metrics))
+            added = imports.attach(tx.db, target, json.loads(row.readings), json.loads(row.vendor_metrics))
             if added:
                 stored, how = self._reading(tx, target)
-                user = tx.measurement(target).user  # type: ignore[union-attr]
-                tx.revise(target, self._decide(tx, stored, Assignment(user, how), calibrations))
+                owner = tx.measurement(target).user  # type: ignore[union-attr]
+                tx.revise(target, self._decide(tx, stored, Assignment(owner, how), calibrations))
             known[identity] = target
             remembered.append((identity, target))
-            return ImportResult(item, "merged" if added else "unchanged", target)
-        (result,) = tx.insert([self._decide(tx, reading, assignment, calibrations)])
-        if result.created and reading.kind == "body":
-            nearby.stored(result.id, assignment.user, reading.device_id, reading.taken_at.timestamp(), weight)
+            return ImportResult(item.origin, "merged" if added else "unchanged", target)
+        result = tx.insert_row(row)
+        if result.created and row.kind == "body":
+            nearby.stored(result.id, user, row.device_id, row.taken_at, item.weight_kg)
         known[identity] = result.id
         remembered.append((identity, result.id))
-        return ImportResult(item, "new" if result.created else "unchanged", result.id)
+        return ImportResult(item.origin, "new" if result.created else "unchanged", result.id)
 
     def preview_import(self, reader: Reader | None, items: Sequence[Imported], rule: MergeRule,
                        seen: imports.Preview) -> list[ImportResult]:
@@ -248,14 +296,14 @@ class Pipeline:
             if outcome is None and reader is not None and nearby is not None:
                 known = imports.imported(reader.db, [reading.identity]).get(reading.identity)
                 target = None if known is not None else nearby.same_weigh_in(
-                    user=user, device_id=reading.device_id, taken_at=reading.taken_at, weight_kg=weight)
+                    user=user, device_id=reading.device_id, moment=reading.taken_at.timestamp(), weight_kg=weight)
                 if known is not None:
                     outcome = "unchanged"
                 elif target is not None:
                     added = any(imports.additions(reader.db, target, dict(reading.values),
                                                   dict(reading.vendor_metrics)))
                     outcome = "merged" if added else "unchanged"
-            results.append(ImportResult(item, outcome or "new", 0))
+            results.append(ImportResult(item.origin, outcome or "new", 0))
         return results
 
     async def import_readings(self, items: Sequence[Imported], rule: MergeRule) -> list[ImportResult]:
@@ -264,15 +312,23 @@ class Pipeline:
         A record that is not physically plausible is skipped with the reason; the others are stored
         in one transaction (callers send bounded chunks), durable on return."""
         now = self.clock()
+        slugs = {item.user for item in items if item.user is not None}
+        preparer = Preparer(self.config, await self.journal.read(lambda reader: calibration_texts(reader, slugs)))
         refused: dict[int, str] = {}
+        accepted = []
         for index, item in enumerate(items):
             problem = plausibility.reading_problem(item.reading, now)
             if problem is not None:
                 refused[index] = problem[1]
-        accepted = [item for index, item in enumerate(items) if index not in refused]
-        stored = iter(await self.journal.write(lambda tx: self._import_chunk(tx, accepted, rule)))
-        results = [ImportResult(item, "skipped", 0, refused[index]) if index in refused else next(stored)
-                   for index, item in enumerate(items)]
+            else:
+                accepted.append(preparer.prepare(item))
+        stored = iter(await self.import_prepared(accepted, rule))
+        return [ImportResult(item.origin, "skipped", 0, refused[index]) if index in refused else next(stored)
+                for index, item in enumerate(items)]
+
+    async def import_prepared(self, items: Sequence[Prepared], rule: MergeRule) -> list[ImportResult]:
+        """`import_readings` of records prepared (and checked for plausibility) beforehand."""
+        results = await self.journal.write(lambda tx: self._import_chunk(tx, items, rule))
         if any(result.outcome in ("new", "merged") for result in results):
             await self.load()  # an import may bring a newer weigh-in than the latest known
         return results

@@ -11,8 +11,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+
+T = TypeVar("T")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 INTERCEPTOR = Path(sys.executable).parent / "interceptor"
@@ -65,12 +68,13 @@ def wait_for_port(port: int, process: subprocess.Popen | None = None, timeout: f
     raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout} s")
 
 
-def wait_until(condition: Callable[[], object], timeout: float = 15.0, what: str = "the condition") -> None:
-    """Polls `condition` until it holds: for what a server does on its own time (a sink, a broker)."""
+def wait_until(condition: Callable[[], T], timeout: float = 15.0, what: str = "the condition") -> T:
+    """Polls `condition` until it holds, and returns what it gave: for what a server does on its own time
+    (a sink, a broker) or a process it starts."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():
-            return
+        if found := condition():
+            return found
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 

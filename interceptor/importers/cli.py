@@ -21,17 +21,18 @@ import click
 from interceptor import runtime
 from interceptor.command import EXIT_CONFIG, UserError, check_person, common_options, dry_run_option, load
 from interceptor.config import Config
-from interceptor.importers import formats, run
+from interceptor.importers import formats, run, worker
 from interceptor.importers.files import MAX_MEMBER_BYTES, Data, MappedFile, is_zip
 from interceptor.importers.people import People
 from interceptor.importers.records import FormatError, ReadOptions
 from interceptor.importers.summary import Summary, import_all, preview_all
 from interceptor.importers.xiaomi.cli import import_xiaomi_command
 from interceptor.importers.zeppcloud.cli import import_zepp_command
-from interceptor.pipeline import Pipeline
+from interceptor.pipeline import Pipeline, Preparer, calibration_texts
 from interceptor.sinks import configured_sinks
 from interceptor.store.journal import Journal, JournalError, reader_of
 
+JOURNAL_FILE = "journal.sqlite"
 # A CSV or JSON export read whole: larger than this is not a household's weigh-ins.
 MAX_TEXT_FILE_BYTES = MAX_MEMBER_BYTES
 
@@ -123,36 +124,64 @@ def _whose(config: Config, sources: list[run.Source], slug: str | None) -> None:
 
 def _import(config: Config, sources: list[run.Source], sizes: list[int], options: ReadOptions, people: People,
             now: datetime, dry_run: bool) -> list[Summary]:
-    path = config.data_dir / "journal.sqlite"
+    path = config.data_dir / JOURNAL_FILE
+    if not dry_run:
+        return store_files(config, sources, sizes, options, people, now)
     summaries = []
-    if dry_run:
-        pipeline = Pipeline(None, config)  # type: ignore[arg-type]  # a preview never writes
-        with contextlib.ExitStack() as stack:
-            reader = stack.enter_context(reader_of(path)) if path.exists() else None
-            for source, size in zip(sources, sizes, strict=True):
-                summary = Summary(source.label, source.title)
-                with _bar(size, source.label) as bar:
-                    preview_all(pipeline, reader, run.items(source, options, people, now, summary), run.FILE_RULE,
-                                summary, bar.update)
-                summaries.append(summary)
-        return summaries
-    try:
-        journal = Journal(path, configured_sinks(config))
-    except JournalError as error:
-        raise UserError(str(error)) from None
-    pipeline = Pipeline(journal, config)
-    try:
+    pipeline = Pipeline(None, config)  # type: ignore[arg-type]  # a preview never writes
+    with contextlib.ExitStack() as stack:
+        reader = stack.enter_context(reader_of(path)) if path.exists() else None
         for source, size in zip(sources, sizes, strict=True):
             summary = Summary(source.label, source.title)
             with _bar(size, source.label) as bar:
-                runtime.run(import_all(pipeline, run.items(source, options, people, now, summary), run.FILE_RULE,
-                                       summary, bar.update))
+                preview_all(pipeline, reader, run.items(source, options, people, now, summary), run.FILE_RULE,
+                            summary, bar.update)
             summaries.append(summary)
-    finally:
-        journal.close()
+    return summaries
+
+
+def store_files(config: Config, sources: list[run.Source], sizes: list[int], options: ReadOptions, people: People,
+                now: datetime) -> list[Summary]:
+    """What `interceptor import` does once every file was checked: each file's weigh-ins into the
+    journal, prepared by a second process where one helps (`importers.worker`); a summary per file."""
+    path = config.data_dir / JOURNAL_FILE
+    preparer = Preparer(config, _calibrations(config, path))
+    summaries = []
+    # The reading process is forked before the journal starts its writer thread.
+    with worker.batches(sources, options, people, now, preparer) as batches:
+        try:
+            journal = Journal(path, configured_sinks(config))
+        except JournalError as error:
+            raise UserError(str(error)) from None
+        pipeline = Pipeline(journal, config)
+        try:
+            for index, (source, size) in enumerate(zip(sources, sizes, strict=True)):
+                summary = Summary(source.label, source.title)
+                with _bar(size, source.label) as bar:
+                    runtime.run(import_all(pipeline, batches.for_source(index, summary), run.FILE_RULE, summary,
+                                           bar.update))
+                summaries.append(summary)
+        except worker.WorkerFailed as error:
+            raise UserError(f"{error}\nwhat was stored before stays; importing the same files again finishes the"
+                            " import") from None
+        finally:
+            journal.close()
     if config.influx.enabled:
         click.echo("queued for InfluxDB: `interceptor serve` delivers it (or run `interceptor sync influx`)", err=True)
     return summaries
+
+
+def _calibrations(config: Config, path: Path) -> dict[str, str | None]:
+    """Each person's stored calibration, read on a connection closed again before the reading process
+    is forked (SQLite connections must not cross a fork)."""
+    slugs = [person.slug for person in config.users]
+    if not path.exists():
+        return dict.fromkeys(slugs)
+    try:
+        with reader_of(path) as reader:
+            return calibration_texts(reader, slugs)
+    except JournalError as error:
+        raise UserError(str(error)) from None
 
 
 def _bar(size: int, label: str) -> click.progressbar[int]:

@@ -1,22 +1,24 @@
 """What an import did, per file or per cloud account, and the chunked road into the pipeline.
 
-Shared by every importer (export files here, the vendor clouds of issue 15): records go to
-`Pipeline.import_readings` in chunks of `CHUNK`, each one durable transaction, so memory stays flat
-and the server's own writes never wait long behind an import; a dry run asks
-`Pipeline.preview_import` instead and writes nothing. The summary counts new, merged and unchanged
+Shared by every importer (export files here, the vendor clouds of issue 15): records go to the
+pipeline in chunks of `CHUNK`, each one durable transaction, so memory stays flat and the server's
+own writes never wait long behind an import; a dry run asks `Pipeline.preview_import` instead and
+writes nothing. The summary counts new, merged and unchanged
 weigh-ins, and lists every skipped row with its reason (the first `MAX_LISTED`; the rest counted).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TypeVar
 
+from interceptor import plausibility
 from interceptor.importers.people import Decision
 from interceptor.importers.records import Refusal, Who
-from interceptor.pipeline import Imported, ImportResult, Pipeline
+from interceptor.pipeline import Imported, ImportResult, Pipeline, Prepared
 from interceptor.store.imports import MergeRule, Preview
 from interceptor.store.journal import Reader
 
@@ -91,6 +93,16 @@ class Summary:
         if len(self.listed) < MAX_LISTED:
             self.listed.append(refusal)
 
+    def absorb(self, reading: Summary) -> None:
+        """Take what reading the file found (rows skipped or ignored, the people it names) from the
+        summary the process that read it kept (`importers.worker`); this one counts what was stored."""
+        self.ignored += reading.ignored
+        for refusal in reading.listed:
+            self.skip(refusal)
+        self.skipped += reading.skipped - len(reading.listed)
+        for who, slug in reading.people.items():
+            self.people.setdefault(who, slug)
+
     def count(self, results: Iterable[ImportResult]) -> None:
         for result in results:
             setattr(self, result.outcome, getattr(self, result.outcome) + 1)
@@ -115,24 +127,39 @@ class Summary:
         return lines
 
 
-async def import_all(pipeline: Pipeline, items: Iterable[Imported], rule: MergeRule, summary: Summary,
-                     on_progress: Progress | None = None) -> None:
-    """Every item into the journal, a chunk per transaction, counted into `summary`.
+def plausible_batches(items: Iterable[Imported], summary: Summary, now: datetime) -> Iterator[list[Imported]]:
+    """The records in chunks of at most `CHUNK`, less those that are not physically plausible, which
+    are skipped into `summary` with the reason."""
+    for batch in chunks(items):
+        plausible = []
+        for item in batch:
+            problem = plausibility.reading_problem(item.reading, now)
+            if problem is None:
+                plausible.append(item)
+            else:
+                summary.skip(Refusal(item.origin, problem[1]))
+        if plausible:
+            yield plausible
 
-    The next chunk is read while the writer thread stores this one (its fsync and SQLite's own work
-    leave the interpreter free): reading and writing overlap, and at most one chunk waits read
-    ahead, so memory stays flat. A chunk is sent only once the one before it is durable, so chunks
-    still commit one by one, in order, and a failed chunk stops the import before the next."""
+
+async def import_all(pipeline: Pipeline, batches: Iterable[Sequence[Prepared]], rule: MergeRule, summary: Summary,
+                     on_progress: Progress | None = None) -> None:
+    """Every batch into the journal, one per transaction, counted into `summary`.
+
+    The next batch is prepared (or received from the process preparing it) while the writer thread
+    stores this one: at most one waits ahead, so memory stays flat. A batch is sent only once the
+    one before it is durable, so batches still commit one by one, in order, and a failed one stops
+    the import before the next."""
     writing: tuple[asyncio.Future[list[ImportResult]], int] | None = None
     try:
-        for batch in chunks(items):
+        for batch in batches:
             if writing is not None:
                 (results, size), writing = writing, None
                 _counted(summary, await results, size, on_progress)
-            writing = asyncio.ensure_future(pipeline.import_readings(batch, rule)), len(batch)
-            await asyncio.sleep(0)  # lets the task queue its job on the writer before the next chunk is read
+            writing = asyncio.ensure_future(pipeline.import_prepared(batch, rule)), len(batch)
+            await asyncio.sleep(0)  # lets the task queue its job on the writer before the next batch is read
     finally:
-        if writing is not None:  # also when reading failed: the chunk in flight is stored and counted
+        if writing is not None:  # also when reading failed: the batch in flight is stored and counted
             _counted(summary, await writing[0], writing[1], on_progress)
 
 

@@ -129,16 +129,15 @@ class Nearby:
         self._ids.add(measurement_id)
         self._near.setdefault((key, self._bucket(taken_at)), []).append((measurement_id, taken_at, weight_kg))
 
-    def same_weigh_in(self, *, user: str | None, device_id: str, taken_at: datetime,
+    def same_weigh_in(self, *, user: str | None, device_id: str, moment: float,
                       weight_kg: float | None) -> int | None:
         """The stored weigh-in this record describes: the nearest in time that fits the rule, the
-        lower id on a tie; None when there is none. Buckets two either side are searched: one would
-        do but for rounding."""
+        lower id on a tie; None when there is none (`moment`: the record's Unix time). Buckets two
+        either side are searched: one would do but for rounding."""
         rule = self.rule
         key = self.rule.key(user, device_id)
         if key is None:
             return None
-        moment = taken_at.timestamp()
         low, high = moment - rule.window_s, moment + rule.window_s
         bucket = self._bucket(moment)
         fitting = [

@@ -284,36 +284,32 @@ class Tx(Reader):
 
     def insert(self, items: Iterable[NewMeasurement]) -> list[Stored]:
         """Existing identities are returned as they were stored; each reading's device is marked seen."""
-        results: list[Stored] = []
+        results = []
         for item in items:
             reading = item.reading
-            identity = reading.identity
-            cursor = self.db.execute(
-                "INSERT INTO measurements (identity, kind, source, device_id, device_model, device_user_id,"
-                " user, assignment, taken_at, received_at, readings, vendor_metrics, metrics, refusals, raw)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (identity) DO NOTHING",
-                (
-                    identity, reading.kind, reading.source, reading.device_id, reading.device_model,
-                    reading.device_user_id, item.user, item.assignment, reading.taken_at.timestamp(),
-                    reading.received_at.timestamp(), rows.numbers_text(reading.values),
-                    rows.numbers_text(reading.vendor_metrics), rows.metrics_text(item.metrics),
-                    rows.refusals_text(item.refusals), rows.numbers_text(reading.raw),
-                ),
-            )
-            self._reading_seen(reading)
-            if cursor.rowcount == 1:  # what was just written, without reading it back
-                new_id = int(cursor.lastrowid or 0)
-                stored = Stored(new_id, True, lambda item=item, identity=identity, new_id=new_id:
-                                _new_measurement(item, identity, new_id))
-                if self.sinks:
-                    measurement = stored.measurement
-                    self._enqueue("measurement", measurement.id, lambda sink, m=measurement: sink.measurement(m, self))
-            else:
-                row = self.db.execute(f"SELECT {rows.COLUMNS} FROM measurements WHERE identity = ?",
-                                      (identity,)).fetchone()
-                stored = Stored(row[0], False, lambda row=row: rows.measurement(row))
-            results.append(stored)
+            row = rows.new_row(reading, item.user, item.assignment, item.metrics, item.refusals)
+            results.append(self._insert(row, lambda new_id, item=item, identity=row.identity:
+                                        _new_measurement(item, identity, new_id)))
         return results
+
+    def insert_row(self, row: rows.NewRow) -> Stored:
+        """`insert` of a row prepared before the job (an import's): it must be `composed`."""
+        return self._insert(row, lambda new_id: rows.stored_measurement(row, new_id))
+
+    def _insert(self, row: rows.NewRow, build: Callable[[int], Measurement]) -> Stored:
+        """`build(id)`: the measurement the row became, made only when asked for (sinks, callers)."""
+        cursor = self.db.execute(rows.INSERT, row)
+        self._device_seen(row.device_id, row.source, row.device_model, row.received_at)
+        if cursor.rowcount == 1:  # what was just written, without reading it back
+            new_id = int(cursor.lastrowid or 0)
+            stored = Stored(new_id, True, lambda: build(new_id))
+            if self.sinks:
+                measurement = stored.measurement
+                self._enqueue("measurement", measurement.id, lambda sink: sink.measurement(measurement, self))
+            return stored
+        found = self.db.execute(f"SELECT {rows.COLUMNS} FROM measurements WHERE identity = ?",
+                                (row.identity,)).fetchone()
+        return Stored(found[0], False, lambda: rows.measurement(found))
 
     def revise(self, measurement_id: int, item: NewMeasurement) -> Measurement:
         """Store a new decision (person, metrics) for a stored weigh-in and queue it for every sink,
@@ -394,20 +390,18 @@ class Tx(Reader):
         for table in ("devices", "device_radio", "device_history"):
             self.db.execute(f"DELETE FROM {table} WHERE device_id = ?", (device_id,))
 
-    def _reading_seen(self, reading: Reading) -> None:
-        """A reading's device was seen: now, or noted for the end of `devices_noted`."""
+    def _device_seen(self, device_id: str, source: str, model: str | None, when: float) -> None:
+        """A reading's device was seen at `when` (Unix time): now, or noted for the end of `devices_noted`."""
         noted = self._noted
         if noted is None:
-            self.record_device(device_id=reading.device_id, source=reading.source, seen_at=reading.received_at,
-                               model=reading.device_model)
+            self._upsert_device(device_id, source, model, None, None, None, when, when)
             return
-        when = reading.received_at.timestamp()
-        seen = noted.get(reading.device_id)
+        seen = noted.get(device_id)
         if seen is None:
-            noted[reading.device_id] = [reading.source, reading.device_model, when, when]
+            noted[device_id] = [source, model, when, when]
             return
-        if reading.device_model is not None:  # the latest model named wins, as one update after another
-            seen[1] = reading.device_model
+        if model is not None:  # the latest model named wins, as one update after another
+            seen[1] = model
         seen[2] = min(seen[2], when)
         seen[3] = max(seen[3], when)
 

@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from interceptor.model import Measurement, Metric, Reading, utc_from_unix
 
@@ -31,6 +32,38 @@ COLUMNS = (
 READING_COLUMNS = (
     "source, kind, device_id, device_model, taken_at, received_at, device_user_id, readings, vendor_metrics, raw"
 )
+
+INSERT = (
+    "INSERT INTO measurements (identity, kind, source, device_id, device_model, device_user_id, user, assignment,"
+    " taken_at, received_at, readings, vendor_metrics, metrics, refusals, raw)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (identity) DO NOTHING"
+)
+
+
+class NewRow(NamedTuple):
+    """A weigh-in's columns as `INSERT` writes them, the JSON columns already text: what an import
+    prepares before its writer job (in a second process, even: it pickles as a tuple of strings and
+    numbers). A row whose person the writer must still decide has empty `metrics` and `refusals`."""
+
+    identity: str
+    kind: str
+    source: str
+    device_id: str
+    device_model: str | None
+    device_user_id: str | None
+    user: str | None
+    assignment: str
+    taken_at: float
+    received_at: float
+    readings: str
+    vendor_metrics: str
+    metrics: str
+    refusals: str
+    raw: str
+
+    @property
+    def composed(self) -> bool:
+        return self.metrics != ""
 
 
 # One encoder for every column: `json.dumps` with arguments builds a new encoder on each call, which
@@ -123,6 +156,31 @@ def json_text(row: tuple) -> str:
         f'"user":{"null" if user is None else _string(user)},"assigned_by":{_string(assignment)},'
         f'"readings":{readings},"metrics":{metrics},"refusals":{refusals},"raw":{raw}}}'
     )
+
+
+def new_row(reading: Reading, user: str | None, assignment: str, metrics: Mapping[str, Metric] | None,
+            refusals: Mapping[str, str] | None) -> NewRow:
+    """The row of a decided weigh-in (None metrics and refusals: its person is still to be decided)."""
+    return NewRow(
+        reading.identity, reading.kind, reading.source, reading.device_id, reading.device_model,
+        reading.device_user_id, user, assignment, reading.taken_at.timestamp(), reading.received_at.timestamp(),
+        numbers_text(reading.values), numbers_text(reading.vendor_metrics),
+        "" if metrics is None else metrics_text(metrics), "" if refusals is None else refusals_text(refusals),
+        numbers_text(reading.raw),
+    )
+
+
+def stored_measurement(row: NewRow, measurement_id: int) -> Measurement:
+    """What `row` became once inserted as `measurement_id`."""
+    return measurement((measurement_id, row.identity, row.kind, row.source, row.device_id, row.device_model,
+                        row.user, row.assignment, row.taken_at, row.received_at, row.readings, row.metrics,
+                        row.refusals, row.raw))
+
+
+def row_reading(row: NewRow) -> Reading:
+    """The reading a row was made from (to decide again who and what)."""
+    return reading((row.source, row.kind, row.device_id, row.device_model, row.taken_at, row.received_at,
+                    row.device_user_id, row.readings, row.vendor_metrics, row.raw))
 
 
 def reading(row: tuple) -> Reading:

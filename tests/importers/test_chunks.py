@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from interceptor.importers.summary import CHUNK, Summary, import_all
+from interceptor.importers.summary import CHUNK, Summary, chunks, import_all
 from interceptor.model import Reading
 from interceptor.pipeline import Imported, ImportResult
 from interceptor.store.imports import MergeRule
@@ -36,7 +36,7 @@ class Writer:
         self.chunks = 0
         self.in_flight = 0
 
-    async def import_readings(self, items: Sequence[Imported], rule: MergeRule) -> list[ImportResult]:
+    async def import_prepared(self, items: Sequence[Imported], rule: MergeRule) -> list[ImportResult]:
         number = self.chunks
         self.chunks += 1
         self.in_flight += 1
@@ -47,14 +47,14 @@ class Writer:
         if number == self.fail_chunk:
             raise OSError("disk full")
         self.events.append(f"stored {number}")
-        return [ImportResult(item, "new", 1) for item in items]
+        return [ImportResult(item.origin, "new", 1) for item in items]
 
 
 async def test_the_next_chunk_is_read_while_one_is_stored_and_never_more() -> None:
     events: list[str] = []
     summary = Summary("file", "Zepp Life")
     progress: list[int] = []
-    await import_all(Writer(events), records(2 * CHUNK + 3, events), RULE, summary,  # type: ignore[arg-type]
+    await import_all(Writer(events), chunks(records(2 * CHUNK + 3, events)), RULE, summary,  # type: ignore[arg-type]
                      progress.append)
     assert summary.new == 2 * CHUNK + 3 and progress == [CHUNK, CHUNK, 3]
     # The second chunk is read while the first is stored, and sent once the first is stored.
@@ -69,7 +69,7 @@ async def test_a_failed_chunk_stops_the_import_before_the_next_is_sent() -> None
     summary = Summary("file", "Zepp Life")
     writer = Writer(events, fail_chunk=1)
     with pytest.raises(OSError, match="disk full"):
-        await import_all(writer, records(4 * CHUNK, events), RULE, summary)  # type: ignore[arg-type]
+        await import_all(writer, chunks(records(4 * CHUNK, events)), RULE, summary)  # type: ignore[arg-type]
     assert writer.chunks == 2 and summary.new == CHUNK
 
 
@@ -77,6 +77,6 @@ async def test_the_chunk_in_flight_is_stored_and_counted_when_reading_fails() ->
     events: list[str] = []
     summary = Summary("file", "Zepp Life")
     with pytest.raises(OSError, match="the file went away"):
-        await import_all(Writer(events), records(4 * CHUNK, events, fail_after=CHUNK + 7), RULE,  # type: ignore[arg-type]
+        await import_all(Writer(events), chunks(records(4 * CHUNK, events, fail_after=CHUNK + 7)), RULE,  # type: ignore[arg-type]
                          summary)
     assert summary.new == CHUNK and events[-1] == "stored 0"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from interceptor.config import load_config
 from interceptor.model import Reading
-from interceptor.pipeline import Imported, Pipeline
+from interceptor.pipeline import CALIBRATION_KEY, Calibration, Imported, Pipeline, Preparer
 from interceptor.store.imports import MergeRule, Nearby
 from interceptor.store.journal import Filter, Journal, NewMeasurement, Tx
 from tests.conftest import HOUSEHOLD_TOML
@@ -136,8 +137,10 @@ def test_nearby_finds_what_a_query_per_record_finds(stored: list, probes: list, 
                 moments = [(T0 + timedelta(seconds=at)) for _, _, at, _ in probes]
                 nearby = Nearby(tx.db, rule, [moment.timestamp() for moment in moments])
                 for (user, device, _, weight), moment in zip(probes, moments, strict=True):
-                    assert nearby.same_weigh_in(user=user, device_id=device, taken_at=moment, weight_kg=weight) == \
-                        same_weigh_in(tx.db, rule, user=user, device_id=device, taken_at=moment, weight_kg=weight)
+                    found = nearby.same_weigh_in(user=user, device_id=device, moment=moment.timestamp(),
+                                                 weight_kg=weight)
+                    assert found == same_weigh_in(tx.db, rule, user=user, device_id=device, taken_at=moment,
+                                                  weight_kg=weight)
 
             journal.call(compare)
         finally:
@@ -152,3 +155,19 @@ async def test_a_record_merges_into_a_weigh_in_of_its_own_chunk(pipeline: Pipeli
     assert [result.outcome for result in results] == ["new", "unchanged", "new"]
     assert results[1].measurement_id == results[0].measurement_id != results[2].measurement_id
 
+
+
+async def test_a_calibration_set_after_a_record_was_prepared_is_applied_when_it_is_stored(
+        pipeline: Pipeline) -> None:
+    """A file's records are composed before their writer job (importers.worker): with the person's
+    calibration as it was when the import began. One set meanwhile (`interceptor calibrate`) wins."""
+    preparer = Preparer(pipeline.config, {"fra": None})
+    prepared = preparer.prepare(imported(60.0, T0, fat=30.0))
+    assert json.loads(prepared.row.metrics)["body_fat_pct"]["confidence"] == "vendor"
+    calibration = Calibration(T0.date(), reference_fat_pct=28.0, offset_pct=-2.0)
+    await pipeline.journal.write(lambda tx: tx.meta_set(CALIBRATION_KEY.format(slug="fra"), calibration.to_text()))
+    [result] = await pipeline.import_prepared([prepared], FILE_RULE)
+    with pipeline.journal.reader() as reader:
+        stored = reader.measurement(result.measurement_id)
+    assert stored is not None and stored.metrics["body_fat_pct"].value == 28.0
+    assert stored.metrics["body_fat_pct"].confidence == "calibrated"

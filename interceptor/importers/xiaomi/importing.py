@@ -53,7 +53,7 @@ def count(summary: Summary, results: Sequence[ImportResult]) -> None:
     summary.count(result for result in results if result.outcome != "skipped")
     for result in results:
         if result.outcome == "skipped":
-            summary.skip(Refusal(result.item.origin, result.reason or "not plausible"))
+            summary.skip(Refusal(result.origin, result.reason or "not plausible"))
 
 
 def device_id_for(record: CloudRecord, source: Source, by_did: dict[str, CloudDevice]) -> str:
