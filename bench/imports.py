@@ -41,6 +41,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -82,11 +83,32 @@ def generate(path: Path, years: int) -> int:
     return rows
 
 
-def child_csv(path: Path) -> tuple[int, float]:
-    started = time.perf_counter()
+class Spent(NamedTuple):
+    seconds: float
+    cpu_seconds: float  # user and system time of this process, and of its children that ended
+
+
+def cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class Stopwatch:
+    """Wall clock and CPU time from its making: for the import, the reading process's CPU counts
+    once it ended (it has by the time the import returns)."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), cpu_seconds()
+
+    def spent(self) -> Spent:
+        return Spent(time.perf_counter() - self.wall, cpu_seconds() - self.cpu)
+
+
+def child_csv(path: Path) -> tuple[int, Spent]:
+    started = Stopwatch()
     text = path.read_bytes().decode("utf-8-sig")
     rows = sum(1 for _ in csv.reader(io.StringIO(text, newline=""))) - 1
-    return rows, time.perf_counter() - started
+    return rows, started.spent()
 
 
 def _prepared(config_dir: Path):  # type: ignore[no-untyped-def]
@@ -101,44 +123,44 @@ def _prepared(config_dir: Path):  # type: ignore[no-untyped-def]
     return config, ReadOptions(config.household.zone), People(config.users, None)
 
 
-def child_read(path: Path) -> tuple[int, float]:
+def child_read(path: Path) -> tuple[int, Spent]:
     from interceptor.importers import run
     from interceptor.importers.summary import Summary
 
     with tempfile.TemporaryDirectory() as scratch:
         _, options, people = _prepared(Path(scratch))
-        started = time.perf_counter()
+        started = Stopwatch()
         (source,) = run.sources([(str(path), path.read_bytes())])
         now = datetime.now(UTC)
         run.check(source, options, now)
         summary = Summary(source.label, source.title)
         count = sum(1 for _ in run.items(source, options, people, now, summary))
-        elapsed = time.perf_counter() - started
+        elapsed = started.spent()
     assert summary.skipped == 0, summary.lines()
     return count, elapsed
 
 
-def child_prepare(path: Path) -> tuple[int, float]:
+def child_prepare(path: Path) -> tuple[int, Spent]:
     from interceptor.importers import run, worker
     from interceptor.importers.summary import Summary
     from interceptor.pipeline import Preparer
 
     with tempfile.TemporaryDirectory() as scratch:
         config, options, people = _prepared(Path(scratch))
-        started = time.perf_counter()
+        started = Stopwatch()
         sources = run.sources([(str(path), path.read_bytes())])
         now = datetime.now(UTC)
         run.check(sources[0], options, now)
         summary = Summary(sources[0].label, sources[0].title)
         batches = worker.Batches(sources, options, people, now, Preparer(config, {}))
         count = sum(len(batch) for batch in batches.for_source(0, summary))
-        elapsed = time.perf_counter() - started
+        elapsed = started.spent()
     assert summary.skipped == 0, summary.lines()
     return count, elapsed
 
 
-def child_sqlite(path: Path) -> tuple[int, float]:
-    started = time.perf_counter()
+def child_sqlite(path: Path) -> tuple[int, Spent]:
+    started = Stopwatch()
     text = path.read_bytes().decode("utf-8-sig")
     rows = csv.reader(io.StringIO(text, newline=""))
     next(rows)
@@ -161,35 +183,29 @@ def child_sqlite(path: Path) -> tuple[int, float]:
         if batch:
             db.executemany("INSERT INTO m (taken_at, person, weight, vendor) VALUES (?, ?, ?, ?)", batch)
             count += len(batch)
-        elapsed = time.perf_counter() - started
+        elapsed = started.spent()
         db.close()
     return count, elapsed
 
 
-def child_import(path: Path) -> tuple[int, float]:
+def child_import(path: Path) -> tuple[int, Spent]:
     from interceptor.importers import run
     from interceptor.importers.cli import store_files
 
     with tempfile.TemporaryDirectory() as scratch:
         config, options, people = _prepared(Path(scratch))
-        started = time.perf_counter()
+        started = Stopwatch()
         sources = run.sources([(str(path), path.read_bytes())])
         now = datetime.now(UTC)
         sizes = [run.check(source, options, now) for source in sources]
         (summary,) = store_files(config, sources, sizes, options, people, now)
-        elapsed = time.perf_counter() - started
+        elapsed = started.spent()
     assert summary.skipped == 0 and summary.new == summary.weigh_ins, summary.lines()
     return summary.new, elapsed
 
 
 CHILDREN = {"csv": child_csv, "read": child_read, "prepare": child_prepare, "sqlite": child_sqlite,
             "import": child_import}
-
-
-def cpu_seconds() -> float:
-    """User and system time of this process and its children that ended (the reading process)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def measure(kind: str, path: Path) -> dict[str, float]:
@@ -210,10 +226,9 @@ def main() -> None:
     arguments = parser.parse_args()
     if arguments.child:
         kind, file = arguments.child
-        cpu_before = cpu_seconds()
-        rows, elapsed = CHILDREN[kind](Path(file))
-        print(json.dumps({"rows": rows, "seconds": elapsed, "rows_per_s": rows / elapsed,
-                          "cpu_us_per_row": (cpu_seconds() - cpu_before) / rows * 1e6,
+        rows, spent = CHILDREN[kind](Path(file))
+        print(json.dumps({"rows": rows, "seconds": spent.seconds, "rows_per_s": rows / spent.seconds,
+                          "cpu_us_per_row": spent.cpu_seconds / rows * 1e6,
                           "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                           "reader_peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
         return

@@ -108,7 +108,8 @@ def calibration_texts(reader: Reader, slugs: Iterable[str]) -> dict[str, str | N
 
 class Preparer:
     """Makes import records `Prepared` without the journal: composed with the calibrations given
-    (`calibration_texts`, read when the import began), each parsed once."""
+    (`calibration_texts`, read when the import began; a person missing there has none), each parsed
+    once. The writer checks each against the journal's, so one set meanwhile still applies."""
 
     def __init__(self, config: Config, calibrations: Mapping[str, str | None]) -> None:
         self.people = {person.slug: person for person in config.users}
@@ -119,9 +120,9 @@ class Preparer:
         reading = item.reading
         weight = reading.values.get("weight_kg")
         person = self.people.get(item.user) if item.user is not None else None
-        if person is None or person.slug not in self.texts:  # the writer decides (and reads the calibration)
+        if person is None:  # the writer decides who (or keeps a slug the household does not know)
             return Prepared(new_row(reading, item.user, "import", None, None), weight, None, item.origin)
-        text = self.texts[person.slug]
+        text = self.texts.get(person.slug)
         if person.slug not in self._parsed:
             self._parsed[person.slug] = Calibration.from_text(text) if text else None
         metrics, refusals = composition_for(reading, person, self._parsed[person.slug])

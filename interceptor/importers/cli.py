@@ -174,12 +174,11 @@ def store_files(config: Config, sources: list[run.Source], sizes: list[int], opt
 def _calibrations(config: Config, path: Path) -> dict[str, str | None]:
     """Each person's stored calibration, read on a connection closed again before the reading process
     is forked (SQLite connections must not cross a fork)."""
-    slugs = [person.slug for person in config.users]
     if not path.exists():
-        return dict.fromkeys(slugs)
+        return {}
     try:
         with reader_of(path) as reader:
-            return calibration_texts(reader, slugs)
+            return calibration_texts(reader, [person.slug for person in config.users])
     except JournalError as error:
         raise UserError(str(error)) from None
 

@@ -3,8 +3,8 @@
 Shared by every importer (export files here, the vendor clouds of issue 15): records go to the
 pipeline in chunks of `CHUNK`, each one durable transaction, so memory stays flat and the server's
 own writes never wait long behind an import; a dry run asks `Pipeline.preview_import` instead and
-writes nothing. The summary counts new, merged and unchanged
-weigh-ins, and lists every skipped row with its reason (the first `MAX_LISTED`; the rest counted).
+writes nothing. The summary counts new, merged and unchanged weigh-ins, and lists every skipped row
+with its reason (the first `MAX_LISTED`; the rest counted).
 """
 
 from __future__ import annotations
