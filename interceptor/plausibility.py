@@ -103,9 +103,11 @@ def _number(value: float) -> str:
 
 def value_problem(name: str, value: float, bounds: Mapping[str, Bound], units: Mapping[str, str]) -> str | None:
     """Why `value` cannot be `name` (e.g. "weight_kg 0.001 is below 2 kg"), or None when it can."""
+    bound = bounds[name]
+    if bound.low <= value <= bound.high:  # every value of every reading passes here: the usual case first
+        return None
     if not math.isfinite(value):
         return f"{name} {value} is not a finite number"
-    bound = bounds[name]
     unit = f" {units[name]}" if units[name] else ""
     if value < bound.low:
         return f"{name} {_number(value)} is below {_number(bound.low)}{unit}"

@@ -155,8 +155,7 @@ class Sheet:
             self.refuse(name, f"{method} gave a non-finite value")
             return
         self.metrics[name] = Metric(float(value), unit, method, confidence)
-        if self.refusals:
-            self.refusals.pop(name, None)
+        self.refusals.pop(name, None)
 
     def refuse(self, name: str, reason: str) -> None:
         self.metrics.pop(name, None)
@@ -168,12 +167,12 @@ class Sheet:
 
     def update(self, other: Sheet) -> None:
         """Lay `other` over this sheet: its metrics replace ours, its refusals only fill gaps."""
-        metrics, refusals = self.metrics, self.refusals
-        metrics.update(other.metrics)
-        if refusals:
-            for name in other.metrics:
-                refusals.pop(name, None)
-        refusals.update((name, reason) for name, reason in other.refusals.items() if name not in metrics)
+        for name, metric in other.metrics.items():
+            self.metrics[name] = metric
+            self.refusals.pop(name, None)
+        for name, reason in other.refusals.items():
+            if name not in self.metrics:
+                self.refusals[name] = reason
 
 
 def bmi(weight_kg: float, profile: Profile) -> float:

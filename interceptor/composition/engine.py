@@ -18,7 +18,7 @@ from interceptor.composition.core import (
     Profile,
     Sheet,
 )
-from interceptor.model import METRIC_NAMES, METRIC_UNITS
+from interceptor.model import METRIC_NAMES, METRIC_UNITS, Metric
 
 MethodFunction = Callable[[float, Mapping[str, float], Profile, Options], Sheet]
 
@@ -60,9 +60,6 @@ _MASSES = frozenset({
 })
 _PERCENTAGES = frozenset({"water_pct", "protein_pct"})
 _FAT_TRIO = ("body_fat_pct", "fat_mass_kg", "fat_free_mass_kg")
-# Which bound `_refuse_unphysical` holds each metric to, looked up once per metric.
-_MASS, _PERCENTAGE, _FAT = "mass", "percentage", "fat"
-_BOUNDED = {**dict.fromkeys(_MASSES, _MASS), **dict.fromkeys(_PERCENTAGES, _PERCENTAGE), "body_fat_pct": _FAT}
 # The Zepp app caps body fat at 75 % (body-composition.md §3.2), and shows that cap; it is kept.
 MAX_FAT_PCT = 75.0
 
@@ -103,8 +100,8 @@ def compose(
 
     sheet = anthropometric.compose(weight, profile, options)
     if chosen == VENDOR:
-        if vendor_metrics and not METRIC_NAMES.issuperset(vendor_metrics):
-            unknown = sorted(set(vendor_metrics) - METRIC_NAMES)
+        unknown = sorted(set(vendor_metrics or {}) - METRIC_NAMES)
+        if unknown:
             raise ValueError(f"unknown vendor metric names {unknown}; known: {sorted(METRIC_UNITS)}")
         if not vendor_metrics:
             sheet.refuse("body_fat_pct", "the vendor method was asked for, but the weigh-in carries no vendor values")
@@ -127,11 +124,21 @@ def _in_vocabulary_order(sheet: Sheet, chosen: str) -> Composition:
     """Metrics and refusals in vocabulary order, the order every output shows them in; every metric
     is shown or explained (a metric the method has no word about: it does not estimate it)."""
     metrics, refusals = sheet.metrics, sheet.refusals
+    ordered_metrics: dict[str, Metric] = {}
+    ordered_refusals: dict[str, str] = {}
     not_estimated = _NOT_ESTIMATED.get(chosen) or _not_estimated(chosen)
-    ordered_metrics = {name: metrics[name] for name in METRIC_UNITS if name in metrics}
-    ordered_refusals = {name: refusals.get(name, not_estimated)
-                        for name in METRIC_UNITS if name in refusals or name not in metrics}
-    if not METRIC_NAMES.issuperset(refusals):  # refusals of names beyond the vocabulary come last
+    refused = 0
+    for name in METRIC_UNITS:
+        metric = metrics.get(name)
+        if metric is not None:
+            ordered_metrics[name] = metric
+        reason = refusals.get(name)
+        if reason is not None:
+            ordered_refusals[name] = reason
+            refused += 1
+        elif metric is None:
+            ordered_refusals[name] = not_estimated
+    if refused < len(refusals):  # refusals of names beyond the vocabulary come last
         ordered_refusals.update((name, reason) for name, reason in refusals.items() if name not in METRIC_UNITS)
     return Composition(metrics=ordered_metrics, refusals=ordered_refusals, method=chosen)
 
@@ -139,15 +146,12 @@ def _in_vocabulary_order(sheet: Sheet, chosen: str) -> Composition:
 def _refuse_unphysical(sheet: Sheet, weight_kg: float) -> None:
     """The last guard: no method, vendor or cap may show a body part heavier than the body."""
     for name, metric in list(sheet.metrics.items()):
-        bound = _BOUNDED.get(name)
-        if bound is None:
-            continue
         value = metric.value
-        if bound is _MASS and not 0 < value < weight_kg:
+        if name in _MASSES and not 0 < value < weight_kg:
             sheet.refuse(name, f"{metric.method} gave {value:.2f} kg, not between 0 and the body weight")
-        elif bound is _PERCENTAGE and not 0 < value < 100:
+        elif name in _PERCENTAGES and not 0 < value < 100:
             sheet.refuse(name, f"{metric.method} gave {value:.2f} %, not between 0 and 100 %")
-        elif bound is _FAT and not 0 < value <= MAX_FAT_PCT:
+        elif name == "body_fat_pct" and not 0 < value <= MAX_FAT_PCT:
             sheet.refuse(name, f"{metric.method} gave {value:.2f} % fat, not between 0 and {MAX_FAT_PCT:g} %")
     # Fat %, fat mass and fat-free mass are one fact in three units: shown together or not at all.
     refused = [name for name in _FAT_TRIO if name in sheet.refusals]

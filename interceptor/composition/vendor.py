@@ -8,12 +8,11 @@ follows by definition: fat mass and fat-free mass from a fat % (or a fat % from 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 from interceptor.composition import literature
 from interceptor.composition.core import Options, Sheet, calibrated_fat, fat_confidence
-from interceptor.model import METRIC_UNITS, Metric
+from interceptor.model import METRIC_UNITS
 
 METHOD = "vendor"
 # A value we worked out from the vendor's own by definition (fat % from fat mass and weight, FFMI
@@ -25,17 +24,12 @@ ANTHROPOMETRIC = frozenset({"bmi", "ideal_weight_kg", "bmr_kcal", "ffmi"})
 # The rest, refused when the vendor left them out: a fixed tuple rather than set arithmetic on every
 # weigh-in (the engine puts refusals in vocabulary order anyway).
 _NOT_ANTHROPOMETRIC = tuple(name for name in METRIC_UNITS if name not in ANTHROPOMETRIC)
-_NOT_REPORTED = "the vendor did not report it, and it does not follow from what it reported"
 
 
 def compose(weight_kg: float, vendor_metrics: Mapping[str, float], options: Options) -> Sheet:
     sheet = Sheet()
-    metrics = sheet.metrics
-    for name, value in vendor_metrics.items():  # `Sheet.put` for each, without a call per value (imports)
-        if math.isfinite(value):
-            metrics[name] = Metric(float(value), METRIC_UNITS[name], METHOD, "vendor")
-        else:
-            sheet.put(name, value, METHOD, "vendor")  # refused, with its reason
+    for name, value in vendor_metrics.items():
+        sheet.put(name, value, METHOD, "vendor")
 
     fat = _fat_pct(weight_kg, vendor_metrics)
     if fat is not None and options.calibrated:
@@ -59,7 +53,9 @@ def compose(weight_kg: float, vendor_metrics: Mapping[str, float], options: Opti
         bmr = literature.FFM_BMR_EQUATIONS[options.ffm_bmr_equation]
         ffm = sheet.metrics["fat_free_mass_kg"].value
         sheet.put("bmr_kcal", bmr(ffm), options.ffm_bmr_equation, fat_confidence(options, "literature"))
-    sheet.refusals.update((name, _NOT_REPORTED) for name in _NOT_ANTHROPOMETRIC if name not in metrics)
+    for name in _NOT_ANTHROPOMETRIC:
+        if name not in sheet.metrics:
+            sheet.refuse(name, "the vendor did not report it, and it does not follow from what it reported")
     return sheet
 
 
