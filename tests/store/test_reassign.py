@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -79,7 +81,8 @@ def test_recompute_after_a_height_change_and_calibration(tmp_path: Path, config_
     assert [item["metrics"]["bmi"]["value"] for item in listed()] == pytest.approx([w / 1.8**2 for w in weights])
 
     # The vendor app said 18 % on the middle day: that day and later read 18 % + their own change.
-    middle = time.strftime("%Y-%m-%d", time.localtime(now - 86400 * 2))
+    # The date as the household says it (Europe/Paris), which `--date` is read in, not this machine's.
+    middle = datetime.fromtimestamp(now - 86400 * 2, ZoneInfo("Europe/Paris")).date().isoformat()
     calibrated = run_cli("calibrate", "--user", "fed", "--body-fat-pct", "18", "--date", middle,
                          "--config", str(config_path), "--data-dir", str(data))
     assert calibrated.returncode == 0, calibrated.stderr
