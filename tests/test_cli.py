@@ -10,7 +10,9 @@ import shutil
 import subprocess
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from interceptor.withings import scale
 from tests.conftest import INTERCEPTOR, Served, free_port, run_cli, start_server, wait_for_port
@@ -41,7 +43,7 @@ def test_list_formats_and_filters(served: Served) -> None:
 
     only_fed = json.loads(served.cli("measurements", "list", "--format", "json", "--user", "fed").stdout)
     assert [item["readings"]["weight_kg"] for item in only_fed] == [86.0, 85.5]
-    since = time.strftime("%Y-%m-%d", time.gmtime(now - 2 * 86400))
+    since = datetime.fromtimestamp(now - 2 * 86400, ZoneInfo("Europe/Paris")).date().isoformat()  # the household's day
     recent = json.loads(served.cli("measurements", "list", "--format", "json", "--since", since).stdout)
     assert len(recent) == 2
 
