@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
@@ -123,27 +124,11 @@ def _prepared(config_dir: Path):  # type: ignore[no-untyped-def]
     return config, ReadOptions(config.household.zone), People(config.users, None)
 
 
-def child_read(path: Path) -> tuple[int, Spent]:
+def _second_pass(path: Path, count: Callable[..., int]) -> tuple[int, Spent]:
+    """Detection and the check pass, then `count(config, sources, options, people, now, summary)`:
+    what `read` and `prepare` share."""
     from interceptor.importers import run
     from interceptor.importers.summary import Summary
-
-    with tempfile.TemporaryDirectory() as scratch:
-        _, options, people = _prepared(Path(scratch))
-        started = Stopwatch()
-        (source,) = run.sources([(str(path), path.read_bytes())])
-        now = datetime.now(UTC)
-        run.check(source, options, now)
-        summary = Summary(source.label, source.title)
-        count = sum(1 for _ in run.items(source, options, people, now, summary))
-        elapsed = started.spent()
-    assert summary.skipped == 0, summary.lines()
-    return count, elapsed
-
-
-def child_prepare(path: Path) -> tuple[int, Spent]:
-    from interceptor.importers import run, worker
-    from interceptor.importers.summary import Summary
-    from interceptor.pipeline import Preparer
 
     with tempfile.TemporaryDirectory() as scratch:
         config, options, people = _prepared(Path(scratch))
@@ -152,11 +137,26 @@ def child_prepare(path: Path) -> tuple[int, Spent]:
         now = datetime.now(UTC)
         run.check(sources[0], options, now)
         summary = Summary(sources[0].label, sources[0].title)
-        batches = worker.Batches(sources, options, people, now, Preparer(config, {}))
-        count = sum(len(batch) for batch in batches.for_source(0, summary))
+        counted = count(config, sources, options, people, now, summary)
         elapsed = started.spent()
     assert summary.skipped == 0, summary.lines()
-    return count, elapsed
+    return counted, elapsed
+
+
+def child_read(path: Path) -> tuple[int, Spent]:
+    from interceptor.importers import run
+
+    return _second_pass(path, lambda _, sources, options, people, now, summary: sum(
+        1 for _ in run.items(sources[0], options, people, now, summary)))
+
+
+def child_prepare(path: Path) -> tuple[int, Spent]:
+    from interceptor.importers import worker
+    from interceptor.pipeline import Preparer
+
+    return _second_pass(path, lambda config, sources, options, people, now, summary: sum(
+        len(batch) for batch in worker.Batches(sources, options, people, now, Preparer(config, {})).for_source(
+            0, summary)))
 
 
 def child_sqlite(path: Path) -> tuple[int, Spent]:

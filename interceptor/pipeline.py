@@ -108,13 +108,13 @@ def calibration_texts(reader: Reader, slugs: Iterable[str]) -> dict[str, str | N
 
 class Preparer:
     """Makes import records `Prepared` without the journal: composed with the calibrations given
-    (`calibration_texts`, read when the import began; a person missing there has none), each parsed
-    once. The writer checks each against the journal's, so one set meanwhile still applies."""
+    (`calibration_texts`, read when the import began; a person missing there has none). The writer
+    checks each against the journal's, so one set meanwhile still applies."""
 
     def __init__(self, config: Config, calibrations: Mapping[str, str | None]) -> None:
         self.people = {person.slug: person for person in config.users}
         self.texts = dict(calibrations)
-        self._parsed: dict[str, Calibration | None] = {}
+        self._parsed = {slug: Calibration.from_text(text) for slug, text in self.texts.items() if text}
 
     def prepare(self, item: Imported) -> Prepared:
         reading = item.reading
@@ -122,11 +122,9 @@ class Preparer:
         person = self.people.get(item.user) if item.user is not None else None
         if person is None:  # the writer decides who (or keeps a slug the household does not know)
             return Prepared(new_row(reading, item.user, "import", None, None), weight, None, item.origin)
-        text = self.texts.get(person.slug)
-        if person.slug not in self._parsed:
-            self._parsed[person.slug] = Calibration.from_text(text) if text else None
-        metrics, refusals = composition_for(reading, person, self._parsed[person.slug])
-        return Prepared(new_row(reading, person.slug, "import", metrics, refusals), weight, text, item.origin)
+        metrics, refusals = composition_for(reading, person, self._parsed.get(person.slug))
+        return Prepared(new_row(reading, person.slug, "import", metrics, refusals), weight,
+                        self.texts.get(person.slug), item.origin)
 
 
 class Prepared(NamedTuple):

@@ -124,9 +124,9 @@ def _whose(config: Config, sources: list[run.Source], slug: str | None) -> None:
 
 def _import(config: Config, sources: list[run.Source], sizes: list[int], options: ReadOptions, people: People,
             now: datetime, dry_run: bool) -> list[Summary]:
-    path = config.data_dir / JOURNAL_FILE
     if not dry_run:
         return store_files(config, sources, sizes, options, people, now)
+    path = config.data_dir / JOURNAL_FILE
     summaries = []
     pipeline = Pipeline(None, config)  # type: ignore[arg-type]  # a preview never writes
     with contextlib.ExitStack() as stack:
